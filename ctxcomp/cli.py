@@ -73,9 +73,7 @@ def compress(
     ratio: Annotated[
         float | None, typer.Option(help="Fraction of tokens to keep, in (0, 1].")
     ] = None,
-    target_tokens: Annotated[
-        int | None, typer.Option(help="Token budget for the output.")
-    ] = None,
+    target_tokens: Annotated[int | None, typer.Option(help="Token budget for the output.")] = None,
     question: Annotated[
         str | None, typer.Option(help="The question the context must answer.")
     ] = None,
@@ -84,18 +82,25 @@ def compress(
     ] = None,
     reader: Annotated[
         str | None,
-        typer.Option(help="Tokenizer the budget is counted in: cl100k_base (default), o200k_base, hf:<path>."),
+        typer.Option(
+            help="Tokenizer the budget is counted in: cl100k_base (default), o200k_base, hf:<path>."
+        ),
     ] = None,
     mode: Annotated[
-        Mode | None, typer.Option(help="global (default): one exact budget; per_chunk: LLMLingua-2's rule.")
+        Mode | None,
+        typer.Option(help="global (default): one exact budget; per_chunk: LLMLingua-2's rule."),
     ] = None,
     backend: Annotated[
         str | None, typer.Option(help="Inference backend: torch (default), torch-int8, onnx, ...")
     ] = None,
-    device: Annotated[str | None, typer.Option(help="auto (default), cpu, cuda, cuda:N, mps.")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto (default), cpu, cuda, cuda:N, mps.")
+    ] = None,
     order: Annotated[
         str | None,
-        typer.Option(help="With --question: documents in 'original' (default) or 'relevance' order."),
+        typer.Option(
+            help="With --question: documents in 'original' (default) or 'relevance' order."
+        ),
     ] = None,
     config: Annotated[
         Path | None, typer.Option(help="Pipeline config file (JSON or TOML); flags override it.")

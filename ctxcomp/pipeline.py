@@ -50,7 +50,9 @@ class PipelineConfig:
         names = {f.name for f in fields(cls)}
         bad = set(m) - names
         if bad:
-            raise InputError(f"unknown pipeline config key(s) {sorted(bad)}; known: {sorted(names)}")
+            raise InputError(
+                f"unknown pipeline config key(s) {sorted(bad)}; known: {sorted(names)}"
+            )
         return cls(**dict(m))
 
     @classmethod
@@ -90,7 +92,9 @@ def build(config: PipelineConfig | Mapping[str, Any] | None = None, **overrides:
         return fine
     from .coarse import CoarseToFineCompressor
 
-    return CoarseToFineCompressor(fine, _ranker(config), order=config.order, coarse_factor=config.coarse_factor)
+    return CoarseToFineCompressor(
+        fine, _ranker(config), order=config.order, coarse_factor=config.coarse_factor
+    )
 
 
 def _fine(c: PipelineConfig) -> TokenClassifierCompressor:

@@ -20,7 +20,9 @@ import numpy as np
 
 from ._deps import require
 
-_SENT = re.compile(r"(?:[^.!?。！？\n]|\n(?![ \t]*\n))+(?:[.!?。！？]+[\"')\]]*|\n[ \t]*\n|$)", re.S)
+_SENT = re.compile(
+    r"(?:[^.!?。！？\n]|\n(?![ \t]*\n))+(?:[.!?。！？]+[\"')\]]*|\n[ \t]*\n|$)", re.S
+)
 
 
 def sentence_spans(text: str, max_chars: int = 600) -> list[tuple[int, int]]:
@@ -84,7 +86,9 @@ class BiEncoderRanker:
 
     name = "bi-encoder"
 
-    def __init__(self, model: str | None = None, *, device: str | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self, model: str | None = None, *, device: str | None = None, batch_size: int = 64
+    ) -> None:
         st = require("sentence_transformers", "faiss")
         self.model_name = model or default_embedding_model()
         self._model = st.SentenceTransformer(self.model_name, device=device)
@@ -96,7 +100,10 @@ class BiEncoderRanker:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return np.asarray(
             self._model.encode(
-                list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                show_progress_bar=False,
             ),
             dtype=np.float32,
         )
@@ -151,7 +158,10 @@ class CrossEncoderRanker:
         if not texts:
             return np.zeros(0)
         pairs = [(question, t) for t in texts]
-        return np.asarray(self._model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False), dtype=np.float64)
+        return np.asarray(
+            self._model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False),
+            dtype=np.float64,
+        )
 
 
 class LMRanker:

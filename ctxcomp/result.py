@@ -90,7 +90,9 @@ class CompressionResult:
     notes: tuple[str, ...] = ()
     scores: tuple[UnitScores, ...] | None = field(default=None, repr=False, compare=False)
     separator: str = "\n\n"
-    document_order: tuple[int, ...] | None = None  # order of documents in ``text`` (None: input order)
+    document_order: tuple[int, ...] | None = (
+        None  # order of documents in ``text`` (None: input order)
+    )
 
     @property
     def ratio(self) -> float:
@@ -123,7 +125,9 @@ class CompressionResult:
             "question_aware": self.question_aware,
             "notes": list(self.notes),
             "dropped_documents": list(self.dropped_documents),
-            "document_order": list(self.document_order) if self.document_order is not None else None,
+            "document_order": list(self.document_order)
+            if self.document_order is not None
+            else None,
             "documents": [
                 {
                     "index": d.index,

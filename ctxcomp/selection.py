@@ -163,13 +163,15 @@ def select_global(
     cum = np.concatenate(([0], np.cumsum(cost[order])))  # cum[k]: estimated cost of the top k
     base_cost = int(cost[base].sum())
     memo: dict[int, tuple[Rendered, int]] = {}
+    make_counter = getattr(reader, "counter", None)
+    count = make_counter() if make_counter is not None else reader.count
 
     def at(k: int) -> tuple[Rendered, int]:
         if k not in memo:
             m = base.copy()
             m[order[:k]] = True
             r = render(plan, m, with_spans=False)
-            memo[k] = (r, reader.count(r.text))
+            memo[k] = (r, count(r.text))
         return memo[k]
 
     def k_for(x: float) -> int:

@@ -35,7 +35,9 @@ def check_result(result: ctxcomp.CompressionResult, texts: list[str], reader) ->
             rest = rest[j + len(p) :]
         assert not rest.strip()
     assert sorted(order) == list(range(len(result.documents)))
-    joined = result.separator.join(result.documents[i].text for i in order if result.documents[i].text)
+    joined = result.separator.join(
+        result.documents[i].text for i in order if result.documents[i].text
+    )
     assert result.text == joined
 
 

@@ -34,7 +34,11 @@ def reader():
 @pytest.fixture(scope="module")
 def docs(essays):
     names = ["avg", "boss", "copy", "gap", "gba", "hubs"]
-    return [essays[n][:2500] for n in names[:3]] + [NEEDLE + " " + essays["island"][:600]] + [essays[n][:2500] for n in names[3:]]
+    return (
+        [essays[n][:2500] for n in names[:3]]
+        + [NEEDLE + " " + essays["island"][:600]]
+        + [essays[n][:2500] for n in names[3:]]
+    )
 
 
 def test_no_question_falls_back_and_says_so(c2f, docs, reader):
@@ -68,7 +72,9 @@ def test_relevance_order(minilm_compressor, ranker, docs, reader):
     check_result(r, docs, reader)
     assert r.document_order[0] == 3  # the most relevant document comes first
     kept_in_order = [i for i in r.document_order if r.documents[i].text]
-    assert [r.documents[i].rank for i in kept_in_order] == sorted(r.documents[i].rank for i in kept_in_order)
+    assert [r.documents[i].rank for i in kept_in_order] == sorted(
+        r.documents[i].rank for i in kept_in_order
+    )
     for i, d in enumerate(r.documents):  # provenance stays in input indices
         assert d.index == i and all(s.document == i for s in d.kept_spans)
 
@@ -103,13 +109,21 @@ def test_sentence_level_inside_one_long_document(c2f, essays, reader):
 
 
 def test_pipeline_config(tmp_path, minilm_classifier_dir):
-    cfg = {"model": str(minilm_classifier_dir), "device": "cpu", "order": "relevance", "coarse_factor": 3.0}
+    cfg = {
+        "model": str(minilm_classifier_dir),
+        "device": "cpu",
+        "order": "relevance",
+        "coarse_factor": 3.0,
+    }
     f = tmp_path / "ctxcomp.json"
     f.write_text(json.dumps(cfg), encoding="utf-8")
     comp = build(PipelineConfig.from_file(f))
     assert isinstance(comp, CoarseToFineCompressor) and comp.order == "relevance"
     toml = tmp_path / "ctxcomp.toml"
-    toml.write_text(f'[ctxcomp]\nmodel = "{minilm_classifier_dir}"\ndevice = "cpu"\ncoarse = false\n', encoding="utf-8")
+    toml.write_text(
+        f'[ctxcomp]\nmodel = "{minilm_classifier_dir}"\ndevice = "cpu"\ncoarse = false\n',
+        encoding="utf-8",
+    )
     fine = build(PipelineConfig.from_file(toml))
     assert isinstance(fine, ctxcomp.TokenClassifierCompressor)
     with pytest.raises(ctxcomp.InputError, match="unknown pipeline config key"):
@@ -127,6 +141,14 @@ def test_bias_is_deterministic(c2f, docs):
 
 def test_protected_spans_survive_sentence_exclusion(c2f, essays):
     code = "```text\nLower car park: 58.4127 N, 6.2291 W. Gate code 1.2.3.\n```"
-    text = essays["worked"][:15000] + "\n\n" + code + "\n\n" + NEEDLE + "\n\n" + essays["worked"][15000:30000]
+    text = (
+        essays["worked"][:15000]
+        + "\n\n"
+        + code
+        + "\n\n"
+        + NEEDLE
+        + "\n\n"
+        + essays["worked"][15000:30000]
+    )
     r = c2f.compress(text, target_tokens=300, question=QUESTION)
     assert code in r.text  # the sentence splitter cuts inside it; protection keeps it whole

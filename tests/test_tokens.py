@@ -29,3 +29,48 @@ def test_hf_reader(minilm_path):
     text = "Hello there, general Kenobi."
     assert r.count(text) == len(r.encode(text)) > 0
     assert r.token_starts(text)[0] == 0
+
+
+@pytest.mark.parametrize("name", ["cl100k_base", "o200k_base"])
+def test_counter_is_exact_on_similar_texts(name, essays):
+    """The memoising counter of budget searches equals a full count on every text, including
+    texts that share most paragraphs with ones counted before and texts with awkward breaks."""
+    import random
+
+    r = get_tokenizer(name)
+    count = r.counter()
+    rng = random.Random(7)
+    pieces = [
+        "word",
+        " word",
+        "\n",
+        "\r\n",
+        "\n\n",
+        " \n",
+        ".\n",
+        "?\n\n",
+        "'s",
+        "'S",
+        "\nB",
+        "\tx",
+        "123",
+        "1234567",
+        "北京",
+        "欢迎\n你",
+        "🙂",
+        "  ",
+        "—",
+        "Ünïcode",
+        "a\u0301",
+        "\nÄ",
+        ".\r\nT",
+    ]
+    texts = []
+    for _ in range(300):
+        texts.append("".join(rng.choice(pieces) for _ in range(rng.randint(0, 60))))
+    base = next(iter(essays.values()))[:20_000].split("\n")
+    for _ in range(30):  # probes of one search: a few lines dropped or shortened each time
+        lines = [ln if rng.random() > 0.05 else ln[: len(ln) // 2] for ln in base]
+        texts.append("\n".join(ln for ln in lines if rng.random() > 0.02))
+    for t in texts:
+        assert count(t) == r.count(t), repr(t[:80])

@@ -16,7 +16,22 @@ def _jsonl(path: Path, recs: list[object]) -> Path:
 
 
 def test_align_marks_kept_words_in_order() -> None:
-    orig = ["The", "quick", "brown", "fox,", "said", "Mr.", "Smith,", "jumps", "over", "the", "lazy", "dog", "in", "2024."]
+    orig = [
+        "The",
+        "quick",
+        "brown",
+        "fox,",
+        "said",
+        "Mr.",
+        "Smith,",
+        "jumps",
+        "over",
+        "the",
+        "lazy",
+        "dog",
+        "in",
+        "2024.",
+    ]
     comp = ["quick", "fox", "Smith", "jumps", "dog", "2024"]
     labels, matched = align_compressed(orig, comp)
     assert matched == len(comp)
@@ -42,11 +57,17 @@ def test_align_ignores_case_and_punctuation_and_respects_window() -> None:
 
 def test_pairs_whole_and_chunked(tmp_path: Path) -> None:
     recs = [
-        {"prompt": "Alice met Bob in Paris on Monday to sign the deal.", "compressed_prompt": "Alice met Bob Paris Monday sign deal."},
+        {
+            "prompt": "Alice met Bob in Paris on Monday to sign the deal.",
+            "compressed_prompt": "Alice met Bob Paris Monday sign deal.",
+        },
         {
             "prompt": "ignored when chunk lists exist",
             "compressed_prompt": "ignored",
-            "prompt_list": ["Speaker one: we approve the budget of 5 million.", "Speaker two: motion carries."],
+            "prompt_list": [
+                "Speaker one: we approve the budget of 5 million.",
+                "Speaker two: motion carries.",
+            ],
             "compressed_prompt_list": ["approve budget 5 million.", "motion carries."],
         },
     ]
@@ -62,8 +83,12 @@ def _bad_file(tmp_path: Path) -> Path:
     good = {"words": ["a", "b", "c"], "labels": [1, 0, 1]}
     lines = [
         json.dumps(good),
-        json.dumps({"prompt": "one two three four", "compressed_prompt": "alpha beta gamma"}),  # misaligned
-        json.dumps({"prompt_list": ["one two", ""], "compressed_prompt_list": ["one", "x"]}),  # empty chunk
+        json.dumps(
+            {"prompt": "one two three four", "compressed_prompt": "alpha beta gamma"}
+        ),  # misaligned
+        json.dumps(
+            {"prompt_list": ["one two", ""], "compressed_prompt_list": ["one", "x"]}
+        ),  # empty chunk
         json.dumps({"words": ["a", "b"], "labels": [1]}),  # wrong length
         json.dumps({"prompt_list": ["a b"], "compressed_prompt_list": ["a", "b"]}),  # chunk count
         "{not json",
@@ -115,7 +140,9 @@ def test_non_utf8_json_file(tmp_path: Path) -> None:
 
 def test_json_list_and_text_labels(tmp_path: Path) -> None:
     p = tmp_path / "d.json"
-    p.write_text(json.dumps({"data": [{"text": "x  y\nz", "labels": [0, True, 1]}]}), encoding="utf-8")
+    p.write_text(
+        json.dumps({"data": [{"text": "x  y\nz", "labels": [0, True, 1]}]}), encoding="utf-8"
+    )
     exs, _rep = read_examples([p], fmt="labels")
     assert exs[0].words == ["x", "y", "z"] and exs[0].labels == [0, 1, 1]
     assert exs[0].where.endswith("d.json[0]")

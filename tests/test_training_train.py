@@ -15,11 +15,48 @@ from ctxcomp.training.data import WordExample
 def _synthetic(n: int, seed: int = 0) -> list[WordExample]:
     """Keep = capitalised words and numbers: learnable from the token alone."""
     rng = random.Random(seed)
-    lower = ["the", "of", "and", "a", "to", "in", "is", "was", "for", "on", "that", "with", "as", "by", "it", "at", "from", "this", "be", "are"]
-    upper = ["Paris", "London", "Alice", "Bob", "Smith", "Tokyo", "Berlin", "Mary", "Google", "Nile"]
+    lower = [
+        "the",
+        "of",
+        "and",
+        "a",
+        "to",
+        "in",
+        "is",
+        "was",
+        "for",
+        "on",
+        "that",
+        "with",
+        "as",
+        "by",
+        "it",
+        "at",
+        "from",
+        "this",
+        "be",
+        "are",
+    ]
+    upper = [
+        "Paris",
+        "London",
+        "Alice",
+        "Bob",
+        "Smith",
+        "Tokyo",
+        "Berlin",
+        "Mary",
+        "Google",
+        "Nile",
+    ]
     out = []
     for _ in range(n):
-        words = [rng.choice(upper) if rng.random() < 0.3 else (str(rng.randint(1, 999)) if rng.random() < 0.1 else rng.choice(lower)) for _ in range(rng.randint(20, 60))]
+        words = [
+            rng.choice(upper)
+            if rng.random() < 0.3
+            else (str(rng.randint(1, 999)) if rng.random() < 0.1 else rng.choice(lower))
+            for _ in range(rng.randint(20, 60))
+        ]
         out.append(WordExample(words, [int(w[0].isupper() or w.isdigit()) for w in words]))
     return out
 
@@ -40,8 +77,13 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory, minilm_path: str) -> Pat
     transformers = pytest.importorskip("transformers")
     tok = transformers.AutoTokenizer.from_pretrained(minilm_path)
     cfg = transformers.BertConfig(
-        vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128, num_labels=2,
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=2,
     )
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("tiny-base")
@@ -56,8 +98,17 @@ def test_tiny_run_learns_checkpoints_and_resumes(tmp_path: Path, tiny_base: Path
     data = _synthetic(48)
     val = _synthetic(6, seed=1)
     cfg = TrainConfig(
-        base=str(tiny_base), out=str(tmp_path / "run"), train_layers=-1, max_len=64, batch_size=8,
-        max_steps=24, lr=5e-3, eval_every=4, checkpoint_every=8, keep_checkpoints=2, device="cpu",
+        base=str(tiny_base),
+        out=str(tmp_path / "run"),
+        train_layers=-1,
+        max_len=64,
+        batch_size=8,
+        max_steps=24,
+        lr=5e-3,
+        eval_every=4,
+        checkpoint_every=8,
+        keep_checkpoints=2,
+        device="cpu",
     )
     logs: list[str] = []
     res = train(data, val, cfg, log=logs.append)
@@ -74,15 +125,27 @@ def test_tiny_run_learns_checkpoints_and_resumes(tmp_path: Path, tiny_base: Path
     assert (tmp_path / "run" / "checkpoints" / "step-0000028.pt").is_file()
 
 
-def test_head_only_cached_and_export_loads(tmp_path: Path, tiny_base: Path, essays: dict[str, str]) -> None:
+def test_head_only_cached_and_export_loads(
+    tmp_path: Path, tiny_base: Path, essays: dict[str, str]
+) -> None:
     import ctxcomp
     from ctxcomp.models import is_delta_dir, load_delta_compressor
     from ctxcomp.training.trainer import TrainConfig, train
 
     cfg = TrainConfig(
-        base=str(tiny_base), out=str(tmp_path / "run"), train_layers=0, keep_layers=1, head="mlp",
-        head_hidden=16, max_len=64, batch_size=4, max_steps=20, lr=1e-2, eval_every=10,
-        checkpoint_every=0, device="cpu",
+        base=str(tiny_base),
+        out=str(tmp_path / "run"),
+        train_layers=0,
+        keep_layers=1,
+        head="mlp",
+        head_hidden=16,
+        max_len=64,
+        batch_size=4,
+        max_steps=20,
+        lr=1e-2,
+        eval_every=10,
+        checkpoint_every=0,
+        device="cpu",
     )
     res = train(_synthetic(24), _synthetic(6, seed=2), cfg, log=lambda m: None)
     assert res.history[-1]["val_loss"] < res.history[0]["val_loss"] + 1e-6
@@ -114,8 +177,24 @@ def test_cli_trains_and_counts_skips(tmp_path: Path, tiny_base: Path) -> None:
     recs.append({"words": ["a", "b"], "labels": [1]})
     p = tmp_path / "d.jsonl"
     p.write_text("\n".join(json.dumps(r) for r in recs) + "\n", encoding="utf-8")
-    args = ["train", str(p), "--out", str(tmp_path / "run"), "--base", str(tiny_base), "--max-steps", "3",
-            "--max-len", "64", "--batch-size", "4", "--device", "cpu", "--checkpoint-every", "2"]
+    args = [
+        "train",
+        str(p),
+        "--out",
+        str(tmp_path / "run"),
+        "--base",
+        str(tiny_base),
+        "--max-steps",
+        "3",
+        "--max-len",
+        "64",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+        "--checkpoint-every",
+        "2",
+    ]
     r = typer_testing.CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     assert "wrong label length" in r.output and "skipped 1" in r.output

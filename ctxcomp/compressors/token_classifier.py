@@ -17,6 +17,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -43,9 +44,8 @@ from .base import Compressor, Guidance, ProgressCallback
 DEFAULT_FORCE_TOKENS: tuple[str, ...] = ("\n", "?", "!", ".")
 DEFAULT_CHUNK_END_TOKENS: tuple[str, ...] = (".", "\n")
 MODES = ("global", "per_chunk")
-_BLOCK_CHARS = (
-    32_000  # tokenise in blocks: bounded Python-object memory, and blocks run in parallel
-)
+# tokenise in blocks: bounded Python-object memory, and blocks run in parallel
+_BLOCK_CHARS = 32_000
 
 
 @dataclass(frozen=True)
@@ -244,11 +244,12 @@ class TokenClassifierCompressor(Compressor):
         ids, offs, wids = [], [], []
         wbase = 0
         for (a, _b), enc in zip(blocks, encs):
-            ids.append(np.asarray(enc.ids, dtype=np.int64))
-            o = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2) + a
-            offs.append(o)
-            w = np.asarray([-1 if x is None else x for x in enc.word_ids], dtype=np.int64)
-            w = np.where(w >= 0, w + wbase, -1)
+            n = len(enc.ids)
+            ids.append(np.fromiter(enc.ids, dtype=np.int64, count=n))
+            o = np.fromiter(chain.from_iterable(enc.offsets), dtype=np.int64, count=2 * n)
+            offs.append(o.reshape(-1, 2) + a)
+            wf = np.array(enc.word_ids, dtype=np.float64)  # None (special/unaligned) -> nan
+            w = np.where(np.isnan(wf), -1, wf + wbase).astype(np.int64)
             wbase = int(w.max()) + 1 if w.size and w.max() >= 0 else wbase
             wids.append(w)
         if not ids:

@@ -75,7 +75,9 @@ def resolve_base(base: dict[str, Any]) -> Path:
     raise ModelLoadError("delta config names no base encoder (module or path)")
 
 
-def build_head(kind: str, hidden_size: int, num_labels: int, head_hidden: int = 256, dropout: float = 0.1) -> Any:
+def build_head(
+    kind: str, hidden_size: int, num_labels: int, head_hidden: int = 256, dropout: float = 0.1
+) -> Any:
     import torch
 
     if kind == "linear":
@@ -90,7 +92,14 @@ def build_head(kind: str, hidden_size: int, num_labels: int, head_hidden: int = 
     raise ModelLoadError(f"unknown head type {kind!r}")
 
 
-def build_model(base_dir: str | os.PathLike[str], *, keep_layers: int | None, head: str, head_hidden: int, num_labels: int = 2) -> tuple[Any, Any]:
+def build_model(
+    base_dir: str | os.PathLike[str],
+    *,
+    keep_layers: int | None,
+    head: str,
+    head_hidden: int,
+    num_labels: int = 2,
+) -> tuple[Any, Any]:
     """Base encoder (first ``keep_layers`` layers) with a fresh head, and its tokenizer."""
     import logging
 
@@ -112,7 +121,9 @@ def build_model(base_dir: str | os.PathLike[str], *, keep_layers: int | None, he
     return model, tok
 
 
-def load_delta(path: str | os.PathLike[str], *, verify_base: bool = True) -> tuple[Any, Any, dict[str, Any]]:
+def load_delta(
+    path: str | os.PathLike[str], *, verify_base: bool = True
+) -> tuple[Any, Any, dict[str, Any]]:
     """(model, tokenizer, config) of a delta directory, in eval mode, fp32."""
     from .._deps import require
 
@@ -122,12 +133,16 @@ def load_delta(path: str | os.PathLike[str], *, verify_base: bool = True) -> tup
 
     d = Path(path)
     if not is_delta_dir(d):
-        raise ModelLoadError(f"{str(path)!r} is not a ctxcomp delta model directory (config.json format {FORMAT})")
+        raise ModelLoadError(
+            f"{str(path)!r} is not a ctxcomp delta model directory (config.json format {FORMAT})"
+        )
     cfg = json.loads((d / "config.json").read_text(encoding="utf-8"))
     base_dir = resolve_base(cfg["base"])
     weights = base_dir / cfg["base"].get("weights_file", "model.safetensors")
     if not weights.is_file():
-        raise ModelLoadError(f"base encoder weights {weights.name} missing from its package: reinstall {cfg['base'].get('package', '')}")
+        raise ModelLoadError(
+            f"base encoder weights {weights.name} missing from its package: reinstall {cfg['base'].get('package', '')}"
+        )
     want = cfg["base"].get("sha256")
     if verify_base and want and file_sha256(weights) != want:
         raise ModelLoadError(
@@ -150,7 +165,9 @@ def load_delta(path: str | os.PathLike[str], *, verify_base: bool = True) -> tup
     with torch.no_grad():
         for k, v in delta.items():
             if sd[k].shape != v.shape:
-                raise ModelLoadError(f"delta tensor {k} has shape {tuple(v.shape)}, model has {tuple(sd[k].shape)}")
+                raise ModelLoadError(
+                    f"delta tensor {k} has shape {tuple(v.shape)}, model has {tuple(sd[k].shape)}"
+                )
             sd[k].copy_(v.to(sd[k].dtype))
     model.config._name_or_path = f"ctxcomp-delta:{cfg.get('name', d.name)}"
     return model.eval(), tok, cfg
@@ -171,7 +188,9 @@ def load_default(**kwargs: Any) -> Any:
     """The embedded default compressor (keyword arguments as for TokenClassifierCompressor)."""
     p = default_model_path()
     if not is_delta_dir(p):
-        raise ModelLoadError(f"the embedded default model is missing from this installation ({p.name}/config.json)")
+        raise ModelLoadError(
+            f"the embedded default model is missing from this installation ({p.name}/config.json)"
+        )
     return load_delta_compressor(p, **kwargs)
 
 

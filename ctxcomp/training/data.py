@@ -110,9 +110,13 @@ def pair_example(
     if "prompt_list" in rec or "compressed_prompt_list" in rec:
         ol, cl = rec.get("prompt_list"), rec.get("compressed_prompt_list")
         if not isinstance(ol, list) or not isinstance(cl, list):
-            raise BadRecord("bad field", "prompt_list and compressed_prompt_list must both be lists")
+            raise BadRecord(
+                "bad field", "prompt_list and compressed_prompt_list must both be lists"
+            )
         if len(ol) != len(cl):
-            raise BadRecord("chunk count mismatch", f"{len(ol)} original chunks but {len(cl)} compressed chunks")
+            raise BadRecord(
+                "chunk count mismatch", f"{len(ol)} original chunks but {len(cl)} compressed chunks"
+            )
         chunks = list(zip(ol, cl))
     else:
         o, c = rec.get("prompt"), rec.get("compressed_prompt")
@@ -125,7 +129,9 @@ def pair_example(
             raise BadRecord("bad field", f"chunk {i}: prompt and compressed_prompt must be strings")
         ow, cw = o.split(), c.split()
         if not ow or not cw:
-            raise BadRecord("empty chunk", f"chunk {i}: {'original' if not ow else 'compressed'} text is empty")
+            raise BadRecord(
+                "empty chunk", f"chunk {i}: {'original' if not ow else 'compressed'} text is empty"
+            )
         lab, m = align_compressed(ow, cw, window)
         if m < min_aligned * len(cw):
             raise BadRecord(
@@ -165,7 +171,9 @@ def label_example(rec: dict[str, Any]) -> WordExample:
     return WordExample(list(words), out)
 
 
-def _records(path: Path, report: ReadReport, fail: Callable[[str, str, str], None]) -> Iterator[tuple[str, Any]]:
+def _records(
+    path: Path, report: ReadReport, fail: Callable[[str, str, str], None]
+) -> Iterator[tuple[str, Any]]:
     raw = path.read_bytes()
     name = str(path)
     if path.suffix == ".json":
@@ -239,10 +247,16 @@ def read_examples(
             report.read += 1
             try:
                 if not isinstance(rec, dict):
-                    raise BadRecord("bad field", f"record must be a JSON object, got {type(rec).__name__}")
+                    raise BadRecord(
+                        "bad field", f"record must be a JSON object, got {type(rec).__name__}"
+                    )
                 kind = fmt
                 if kind == "auto":
-                    kind = "pairs" if ("compressed_prompt" in rec or "compressed_prompt_list" in rec) else "labels"
+                    kind = (
+                        "pairs"
+                        if ("compressed_prompt" in rec or "compressed_prompt_list" in rec)
+                        else "labels"
+                    )
                 if kind == "pairs":
                     ex, n_c, n_m = pair_example(rec, window=align_window, min_aligned=min_aligned)
                     report.compressed_words += n_c

@@ -27,7 +27,149 @@ from typing import Any
 import numpy as np
 
 STOPWORDS = frozenset(
-    ["a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself", "yourselves", "also", "may", "might", "must", "shall", "one", "s", "t", "ll", "d", "m", "re", "ve", "o", "y"]
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+        "also",
+        "may",
+        "might",
+        "must",
+        "shall",
+        "one",
+        "s",
+        "t",
+        "ll",
+        "d",
+        "m",
+        "re",
+        "ve",
+        "o",
+        "y",
+    ]
 )
 
 _STRIP = re.compile(r"^[^\w]+|[^\w]+$", re.UNICODE)
@@ -87,7 +229,9 @@ def prior_scores(words: Sequence[str]) -> np.ndarray:
     return out
 
 
-def lm_surprisal(text: str, words: Sequence[tuple[int, int]], model: Any, tokenizer: Any, window: int = 512) -> np.ndarray:
+def lm_surprisal(
+    text: str, words: Sequence[tuple[int, int]], model: Any, tokenizer: Any, window: int = 512
+) -> np.ndarray:
     """Summed token surprisal (nats) of each word under a causal LM, windows of ``window``."""
     import torch
 
@@ -111,7 +255,9 @@ def lm_surprisal(text: str, words: Sequence[tuple[int, int]], model: Any, tokeni
     return out
 
 
-def find_answer_words(text: str, spans: Sequence[tuple[int, int]], answers: Iterable[str]) -> np.ndarray:
+def find_answer_words(
+    text: str, spans: Sequence[tuple[int, int]], answers: Iterable[str]
+) -> np.ndarray:
     """Mask of words overlapping a case-insensitive occurrence of any answer in ``text``."""
     mask = np.zeros(len(spans), dtype=bool)
     low = text.lower()
@@ -133,7 +279,9 @@ class TeacherConfig:
     question_words: bool = True
 
 
-def word_scores(words: Sequence[str], si: np.ndarray, cfg: TeacherConfig | None = None) -> np.ndarray:
+def word_scores(
+    words: Sequence[str], si: np.ndarray, cfg: TeacherConfig | None = None
+) -> np.ndarray:
     """Question-agnostic importance: self-information plus structural priors."""
     cfg = cfg or TeacherConfig()
     return np.asarray(si, dtype=np.float64) + cfg.prior_weight * prior_scores(words)

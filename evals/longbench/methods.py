@@ -7,8 +7,9 @@ real counts.
 
 Specs (``--methods``):
   original, no_context, head, random[:seed]
-  ctxcomp:<model path>            ctxcomp.load_compressor + ctxcomp.compress (question-agnostic)
-  ctxcomp+q:<model path>          the same, question-aware
+  ctxcomp:<model path>            ctxcomp.load_compressor + compress (question-agnostic)
+  ctxcomp+q:<model path>          coarse-to-fine: split documents, ranked by the question, then
+                                  the same token classifier (CoarseToFineCompressor)
   llmlingua2:<model path>         llmlingua's LLMLingua-2 path, as its LongBench runs used it
   llmlingua:<lm> / longllmlingua:<lm>   llmlingua's causal-LM paths (e.g. lm = smollm2)
   selective_context:<lm>          self-information dropping of lexical units, written here
@@ -144,6 +145,11 @@ class RandomDrop(Method):
 
 
 class CtxcompMethod(Method):
+    """``ctxcomp:<path>``: the token classifier alone, question-agnostic, on the context as one
+    document. ``ctxcomp+q:<path>``: the coarse-to-fine pipeline: the context is split into its
+    documents (``split_documents``, as for LongLLMLingua), ranked against the question by the
+    default bi-encoder, then compressed at the token level under the one budget."""
+
     def __init__(
         self, path: str, question_aware: bool = False, reader: str = "cl100k_base"
     ) -> None:
@@ -155,23 +161,22 @@ class CtxcompMethod(Method):
         self.question_aware = question_aware
         self.reader = reader
         self.spec = ("ctxcomp+q:" if question_aware else "ctxcomp:") + path
-        self.compressor = ctxcomp.load_compressor(self.path)
+        self.compressor: Any = ctxcomp.load_compressor(self.path, reader=reader)
+        if question_aware:
+            self.compressor = ctxcomp.CoarseToFineCompressor(self.compressor)
 
     @property
     def config_hash(self) -> str:
         return str(self.compressor.config_hash)
 
     def compress(self, item: Item, context: str, budget: int, tok: Any) -> MethodOutput:
-        import ctxcomp
-
         t0 = time.perf_counter()
-        res = ctxcomp.compress(
-            context,
-            target_tokens=budget,
-            question=item.input if self.question_aware and item.input else None,
-            compressor=self.compressor,
-            reader=self.reader,
-        )
+        if self.question_aware:
+            res = self.compressor.compress(
+                split_documents(context), target_tokens=budget, question=item.input or None
+            )
+        else:
+            res = self.compressor.compress(context, target_tokens=budget)
         return MethodOutput(res.text, time.perf_counter() - t0, str(res.config_hash))
 
 
