@@ -2,7 +2,7 @@
 
 Vectors are L2-normalised, so inner product = cosine similarity. The index type follows the
 size: exact ``IndexFlatIP`` below ``exact_below`` vectors, then (``kind="auto"``) IVF-Flat
-(k-means coarse quantiser with nlist = 4*sqrt(N), trained on the vectors present when the
+(k-means coarse quantiser with nlist = 4*sqrt(N), nprobe 64, trained on the vectors present when the
 threshold is crossed and retrained whenever the index has grown 4x since), or HNSW
 (``kind="hnsw"``: no training; measured lower recall on hard queries and a slower build,
 see docs/cache.md). On a machine with CUDA and a GPU build of faiss (``faiss-gpu``), the
@@ -54,7 +54,7 @@ class NearIndex:
         hnsw_m: int = 32,
         ef_construction: int = 80,
         ef_search: int = 64,
-        nprobe: int = 32,
+        nprobe: int = 64,
         use_gpu: bool | str = "auto",
         threads: int | None = None,
     ) -> None:

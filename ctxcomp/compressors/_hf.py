@@ -159,7 +159,7 @@ class HFTokenClassifier:
                         input_ids=torch.from_numpy(ids).to(self.device),
                         attention_mask=torch.from_numpy(mask).to(self.device),
                     ).logits
-                    p = torch.softmax(logits.float(), dim=-1)[..., self.keep_label].cpu().numpy()
+                    p = _keep_prob_torch(torch, logits, self.keep_label).cpu().numpy()
                 for r, wi in enumerate(batch):
                     n = windows[wi].size
                     out[wi] = p[r, pre.size : pre.size + n].astype(np.float32)
@@ -167,6 +167,15 @@ class HFTokenClassifier:
                 if progress is not None:
                     progress(done, total)
         return out
+
+
+def _keep_prob_torch(torch: Any, logits: Any, keep_label: int) -> Any:
+    """Softmax probability of ``keep_label``; for two labels the equal sigmoid of the logit
+    difference (a softmax over a last axis of size 2 is several times slower on CPU)."""
+    logits = logits.float()
+    if logits.shape[-1] == 2:
+        return torch.sigmoid(logits[..., keep_label] - logits[..., 1 - keep_label])
+    return torch.softmax(logits, dim=-1)[..., keep_label]
 
 
 def _keep_prob(logits: np.ndarray, keep_label: int) -> np.ndarray:
