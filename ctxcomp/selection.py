@@ -210,9 +210,9 @@ def select_global(
             hi = k
         if hi == lo + 1 or lo == kmax or hi == 0:
             break
-        r = runs(k)
-        if r:
-            per_run = (c - base_cost - float(cum[k])) / r
+        n_runs = runs(k)
+        if n_runs:
+            per_run = (c - base_cost - float(cum[k])) / n_runs
         nk = guess(per_run, lo, hi)
         if nk == k:
             nk = k + 1 if c <= target else k - 1

@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -207,18 +208,21 @@ class TokenClassifierCompressor(Compressor):
         """Compress prepared documents; ``guidance`` (one per request) comes from a coarse stage."""
         results: list[CompressionResult | None] = [None] * len(requests)
         pending: list[tuple[int, list[_DocTokens], int, int, str]] = []
-        starts_of: dict[int, np.ndarray] = {}  # reader token starts of each joined text
         gs = list(guidance)
+        joins = [self.options.separator.join(d.text for d in docs) for docs in requests]
+        # reader token starts of each joined text; for long texts counted on a second thread
+        # while this one runs the encoder's tokenizer (both release the GIL)
+        starts_of = _ReaderStarts(self._reader, joins)
         for ri, docs in enumerate(requests):
             g = gs[ri]
             texts = [d.text for d in docs]
-            joined = self.options.separator.join(texts)
-            starts_of[ri] = self._reader.token_starts(joined)
-            n_orig = int(starts_of[ri].size)
-            target = b.resolve(n_orig)
-            if target >= n_orig:
-                results[ri] = self._unchanged(docs, joined, n_orig, b, target, g)
-                continue
+            joined = joins[ri]
+            if not starts_of.background:
+                n_orig = int(starts_of[ri].size)
+                target = b.resolve(n_orig)
+                if target >= n_orig:
+                    results[ri] = self._unchanged(docs, joined, n_orig, b, target, g)
+                    continue
             empty = {
                 i: "empty document"
                 for i, t in enumerate(texts)
@@ -227,6 +231,12 @@ class TokenClassifierCompressor(Compressor):
             if empty:
                 g = gs[ri] = dataclasses.replace(g, drop={**g.drop, **empty})
             dts = [_empty_doc(t) if i in g.drop else self._analyse(t) for i, t in enumerate(texts)]
+            if starts_of.background:
+                n_orig = int(starts_of[ri].size)
+                target = b.resolve(n_orig)
+                if target >= n_orig:
+                    results[ri] = self._unchanged(docs, joined, n_orig, b, target, gs[ri])
+                    continue
             pending.append((ri, dts, n_orig, target, joined))
         self._score([dt for _, dts, _, _, _ in pending for dt in dts], progress)
         for ri, dts, n_orig, target, joined in pending:
@@ -656,6 +666,48 @@ class TokenClassifierCompressor(Compressor):
             texts=text_of,
             progress=progress,
         )
+
+
+class _ReaderStarts:
+    """Reader token starts of several texts, computed on a background thread when they are
+    long enough for the overlap with the encoder's tokenisation to pay for the thread."""
+
+    BACKGROUND_CHARS = 20_000
+
+    def __init__(self, reader: ReaderTokenizer, texts: list[str]) -> None:
+        self._reader = reader
+        self._texts = texts
+        self._out: dict[int, np.ndarray] = {}
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self.background = sum(map(len, texts)) >= self.BACKGROUND_CHARS
+        if self.background:
+            self._thread = threading.Thread(
+                target=self._run, name="ctxcomp-reader-count", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for i, t in enumerate(self._texts):
+                self._out[i] = self._reader.token_starts(t)
+        except BaseException as exc:  # re-raised in the caller's thread
+            self._error = exc
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+        if i not in self._out:
+            self._out[i] = self._reader.token_starts(self._texts[i])
+        return self._out[i]
+
+    def pop(self, i: int) -> np.ndarray:
+        out = self[i]
+        del self._out[i]
+        return out
 
 
 def _empty_doc(text: str) -> _DocTokens:
