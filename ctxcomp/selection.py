@@ -104,22 +104,82 @@ def render(plan: Plan, mask: np.ndarray, *, with_spans: bool = True) -> Rendered
         )
         red = np.where(fuse, GAP_SPACE, red)
         sep_cls[cont] = red
-    s = plan.starts[first].tolist()
-    e = plan.ends[last].tolist()
-    seps = [SEPARATORS[c] if c >= 0 else "" for c in np.where(new_doc, -1, sep_cls).tolist()]
-    texts = plan.texts
-    # run boundaries per document: one join per document over separator+slice pairs
-    doc_bounds = np.searchsorted(run_doc, np.arange(ndoc + 1))
-    for di in range(ndoc):
-        r0, r1 = int(doc_bounds[di]), int(doc_bounds[di + 1])
-        if r0 == r1:
-            continue
-        t = texts[di]
-        pieces[di] = "".join([seps[k] + t[s[k] : e[k]] for k in range(r0, r1)])
-        if with_spans:
-            spans[di] = [KeptSpan(di, s[k], e[k]) for k in range(r0, r1)]
-    text = plan.separator.join(p for p in pieces if p)
+    text, pieces = _assemble(plan, run_doc, new_doc, sep_cls, first, last)
+    if with_spans:
+        s = plan.starts[first].tolist()
+        e = plan.ends[last].tolist()
+        for k, di in enumerate(run_doc.tolist()):
+            spans[di].append(KeptSpan(di, s[k], e[k]))
     return Rendered(text, pieces, spans, kept)
+
+
+def _sources(plan: Plan) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """All documents' code points in one array, followed by the separator strings; the
+    documents' offsets in it; where each separator string starts. Built once per plan."""
+    cached = getattr(plan, "_sources_cache", None)
+    if cached is not None:
+        return cached
+    extra = [x for x in dict.fromkeys((*SEPARATORS[1:], plan.separator)) if x]
+    allt = "".join(plan.texts)
+    lens = np.array([len(t) for t in plan.texts], dtype=np.int64)
+    offs = np.concatenate(([0], np.cumsum(lens)[:-1])) if lens.size else lens
+    where: dict[str, int] = {}
+    pos = len(allt)
+    for x in extra:
+        where[x] = pos
+        pos += len(x)
+    src = np.frombuffer(
+        (allt + "".join(extra)).encode("utf-32-le", "surrogatepass"), dtype=np.uint32
+    )
+    out = (src, offs, where)
+    object.__setattr__(plan, "_sources_cache", out)
+    return out
+
+
+def _assemble(
+    plan: Plan,
+    run_doc: np.ndarray,
+    new_doc: np.ndarray,
+    sep_cls: np.ndarray,
+    first: np.ndarray,
+    last: np.ndarray,
+) -> tuple[str, list[str]]:
+    """The output text and per-document pieces for the kept runs, in one gather over the
+    code points (no per-run Python string work)."""
+    src, doc_off, where = _sources(plan)
+    nrun = first.size
+    ndoc = len(plan.texts)
+    # up to three segments per run: document separator, gap separator, the run's text
+    seg_start = np.zeros((nrun, 3), dtype=np.int64)
+    seg_len = np.zeros((nrun, 3), dtype=np.int64)
+    dsep = plan.separator
+    if dsep:
+        between = new_doc.copy()
+        between[0] = False
+        seg_start[between, 0] = where[dsep]
+        seg_len[between, 0] = len(dsep)
+    for c in range(1, len(SEPARATORS)):
+        m = ~new_doc & (sep_cls == c)
+        if m.any():
+            seg_start[m, 1] = where[SEPARATORS[c]]
+            seg_len[m, 1] = len(SEPARATORS[c])
+    a = doc_off[run_doc] + plan.starts[first]
+    seg_start[:, 2] = a
+    seg_len[:, 2] = doc_off[run_doc] + plan.ends[last] - a
+    st, ln = seg_start.ravel(), seg_len.ravel()
+    total = int(ln.sum())
+    ends = np.cumsum(ln)
+    idx = np.arange(total, dtype=np.int64) + np.repeat(st - (ends - ln), ln)
+    text = src[idx].tobytes().decode("utf-32-le", "surrogatepass")
+    # pieces: each document's span of the output, without the document separator before it
+    run_end = ends.reshape(nrun, 3)[:, 2]
+    run_begin = run_end - seg_len[:, 2] - seg_len[:, 1]
+    pieces = [""] * ndoc
+    doc_first = np.flatnonzero(new_doc)
+    doc_last = np.concatenate((doc_first[1:] - 1, [nrun - 1]))
+    for f, l_ in zip(doc_first.tolist(), doc_last.tolist()):
+        pieces[int(run_doc[f])] = text[int(run_begin[f]) : int(run_end[l_])]
+    return text, pieces
 
 
 def unit_costs(

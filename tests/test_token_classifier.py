@@ -266,3 +266,22 @@ def test_large_input_bounded(tiny_bert):
     r = comp.compress(text, ratio=0.2)
     assert r.compressed_tokens <= r.target_tokens
     assert r.documents[0].kept_spans[-1].end > len(text) - 200  # the end of the text was seen
+
+
+@pytest.mark.parametrize("which", ["tiny_bert_compressor", "tiny_xlmr_compressor"])
+def test_block_tokenisation_equals_whole_text(request, which, essays):
+    """Long texts are tokenised in whitespace-cut blocks (parallel, bounded memory): ids,
+    character offsets and word grouping must equal one pass over the whole text."""
+    comp = request.getfixturevalue(which)
+    text = next(iter(essays.values()))[:30_000]
+    text += "\n\n  Tabs\tand  double  spaces,\r\nCRLF lines, 北京欢迎你。 emoji 🙂 end.\n" * 20
+    ids, offs, wids = comp._tokenize(text)
+    enc = comp._tok.encode(text, add_special_tokens=False)
+    assert ids.tolist() == list(enc.ids)
+    assert [tuple(o) for o in offs.tolist()] == [tuple(o) for o in enc.offsets]
+    ref = np.array([-1 if w is None else w for w in enc.word_ids])
+    # word ids restart per block: compare the grouping (same word <=> same id), not values
+    same = (wids[1:] == wids[:-1]) & (wids[1:] >= 0)
+    ref_same = (ref[1:] == ref[:-1]) & (ref[1:] >= 0)
+    assert np.array_equal(same, ref_same)
+    assert np.array_equal(wids < 0, ref < 0)

@@ -46,7 +46,7 @@ DEFAULT_FORCE_TOKENS: tuple[str, ...] = ("\n", "?", "!", ".")
 DEFAULT_CHUNK_END_TOKENS: tuple[str, ...] = (".", "\n")
 MODES = ("global", "per_chunk")
 # tokenise in blocks: bounded Python-object memory, and blocks run in parallel
-_BLOCK_CHARS = 32_000
+_BLOCK_CHARS = 4_000
 
 
 @dataclass(frozen=True)
@@ -751,11 +751,19 @@ def _norm_overrides(kw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_WS_RE = re.compile(r"\s+")
+_CUT_RE = re.compile(r"(?<=\S) (?=\S)")
 
 
 def _blocks(text: str, size: int) -> list[tuple[int, int]]:
-    """Cut ``text`` into blocks of about ``size`` characters at whitespace (newline preferred)."""
+    """Cut ``text`` into blocks of about ``size`` characters for the encoder's tokenizer.
+
+    A cut is made only at a single ASCII space between two non-space characters, the space
+    starting the next block: every tokenizer family here starts a new pre-token there and
+    tokenises " word" at a block start as in running text (WordPiece splits on the space;
+    Metaspace turns it into the word's own "▁" and adds no second one). Line breaks are
+    not cut at: some sentencepiece vocabularies merge "\n" with the next characters. A text
+    without such a space in a window is not cut there (a longer block).
+    """
     n = len(text)
     if n <= size:
         return [(0, n)]
@@ -764,12 +772,14 @@ def _blocks(text: str, size: int) -> list[tuple[int, int]]:
     while a < n:
         b = min(n, a + size)
         if b < n:
-            cut = text.rfind("\n", a + size // 2, b)
-            if cut < 0:
-                spaces = [m.start() for m in _WS_RE.finditer(text, a + size // 2, b)]
-                cut = spaces[-1] if spaces else -1
-            if cut > a:
-                b = cut
+            lo = a + size // 2
+            cut = text.rfind(" ", lo, b)
+            while cut > lo and (text[cut - 1].isspace() or text[cut + 1].isspace()):
+                cut = text.rfind(" ", lo, cut)
+            if cut <= lo:  # no cut in the second half: take the next one after b
+                after = _CUT_RE.search(text, b)
+                cut = after.start() if after else n
+            b = cut
         out.append((a, b))
         a = b
     return out
