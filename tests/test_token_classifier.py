@@ -285,3 +285,38 @@ def test_block_tokenisation_equals_whole_text(request, which, essays):
     ref_same = (ref[1:] == ref[:-1]) & (ref[1:] >= 0)
     assert np.array_equal(same, ref_same)
     assert np.array_equal(wids < 0, ref < 0)
+
+
+def test_neighbor_weight_keeps_phrases(minilm_classifier_dir, reader):
+    """neighbor_weight scores a word by its own keep probability and its likelier
+    neighbour's: a weak word between two kept words is kept before an isolated one."""
+    text = "alpha beta gamma delta epsilon zeta eta theta"
+    want = {"alpha": 0.9, "beta": 0.1, "gamma": 0.9, "delta": 0.05, "epsilon": 0.3}
+
+    def make(w):
+        c = TokenClassifierCompressor(str(minilm_classifier_dir), device="cpu", neighbor_weight=w)
+        words = text.split()
+
+        def predict(windows, progress=None):
+            out = []
+            for win in windows:
+                toks = c._tok.decode(win.tolist()).split()
+                assert toks == words  # one window, one token per word here
+                out.append(np.array([want.get(t, 0.0) for t in toks], dtype=np.float32))
+            return out
+
+        c._model.predict = predict
+        return c
+
+    plain = make(0.0).compress(text, target_tokens=3)
+    phrase = make(0.5).compress(text, target_tokens=3)
+    assert plain.text.split() == ["alpha", "gamma", "epsilon"]
+    assert phrase.text.split() == ["alpha", "beta", "gamma"]
+    assert plain.config_hash != phrase.config_hash
+    for r in (plain, phrase):
+        assert reader.count(r.text) <= 3
+        check_result(r, [text], reader)
+    # the reported probabilities stay the model's own
+    assert np.allclose(phrase.scores[0].probs[:3], [0.9, 0.1, 0.9])
+    with pytest.raises(InputError, match="neighbor_weight"):
+        TokenClassifierCompressor(str(minilm_classifier_dir), device="cpu", neighbor_weight=1.0)

@@ -61,8 +61,15 @@ class TokenClassifierOptions:
     chunk_end_tokens: tuple[str, ...] = DEFAULT_CHUNK_END_TOKENS
     protection: Protection = field(default_factory=Protection)
     separator: str = "\n\n"
+    # Selection score = (1 - w) * own probability + w * the likelier neighbour's (within the
+    # document; forced units are not neighbours). w > 0 keeps phrases whole: a word next to
+    # a kept word is cheaper to keep than one alone (names, dates, "Bank of America").
+    # 0 = LLMLingua-2's rule; the shipped default model sets 0.5 (docs/model-card.md).
+    neighbor_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= float(self.neighbor_weight) < 1.0:
+            raise InputError(f"neighbor_weight must be in [0, 1), got {self.neighbor_weight!r}")
         if self.mode not in MODES:
             raise InputError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.token_to_word not in ("mean", "first"):
@@ -175,6 +182,7 @@ class TokenClassifierCompressor(Compressor):
             "chunk_end_tokens": list(o.chunk_end_tokens),
             "protection": o.protection.fingerprint(),
             "separator": o.separator,
+            **({"neighbor_weight": o.neighbor_weight} if o.neighbor_weight else {}),
         }
 
     def compress_batch(
@@ -461,13 +469,20 @@ class TokenClassifierCompressor(Compressor):
     ) -> CompressionResult:
         plan = self._plan(dts)
         raw = plan.probs
+        w = float(self.options.neighbor_weight)
+        if w and plan.n > 1:
+            pz = np.where(plan.forced, 0.0, raw)
+            same_l = plan.doc[1:] == plan.doc[:-1]  # neighbours within one document only
+            left = np.concatenate(([0.0], np.where(same_l, pz[:-1], 0.0)))
+            right = np.concatenate((np.where(same_l, pz[1:], 0.0), [0.0]))
+            plan.probs = (1.0 - w) * raw + w * np.maximum(left, right)
         if g.bias is not None and plan.n:
             bias = np.zeros(plan.n)
             for i, d in enumerate(dts):
                 sel = plan.doc == i
                 if sel.any():
                     bias[sel] = g.bias(i, d.text, plan.starts[sel], plan.ends[sel])
-            plan.probs = raw + bias
+            plan.probs = plan.probs + bias
         if g.exclude is not None and plan.n:
             for i, d in enumerate(dts):
                 spans = g.exclude(i, d.text)
