@@ -52,7 +52,9 @@ def main() -> None:
     t_coarse, t_fine, t_c2f = [], [], []
     for _ in range(a.runs):
         t0 = time.perf_counter()
-        c2f._coarse([ctxcomp.Document(d) for d in docs], question, reader.count(question), b, reader)
+        c2f._coarse(
+            [ctxcomp.Document(d) for d in docs], question, reader.count(question), b, reader
+        )
         t_coarse.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         fine.compress(docs, budget=b)
@@ -61,10 +63,14 @@ def main() -> None:
         r = c2f.compress(docs, budget=b, question=question)
         t_c2f.append(time.perf_counter() - t0)
     m = statistics.median
-    print(f"input: {len(docs)} documents, {total} cl100k tokens, budget {a.budget}, threads {a.threads}, runs {a.runs}")
+    print(
+        f"input: {len(docs)} documents, {total} cl100k tokens, budget {a.budget}, threads {a.threads}, runs {a.runs}"
+    )
     print(f"coarse stage alone          {m(t_coarse):7.3f} s")
     print(f"token-level stage alone     {m(t_fine):7.3f} s")
-    print(f"coarse-to-fine end to end   {m(t_c2f):7.3f} s   (kept {len(docs) - len(r.dropped_documents)} of {len(docs)} documents)")
+    print(
+        f"coarse-to-fine end to end   {m(t_c2f):7.3f} s   (kept {len(docs) - len(r.dropped_documents)} of {len(docs)} documents)"
+    )
     print(f"coarse / token-level ratio  {m(t_coarse) / m(t_fine):7.3f}")
     print(f"end-to-end c2f / token-only {m(t_c2f) / m(t_fine):7.3f}")
 
