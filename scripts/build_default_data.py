@@ -89,7 +89,9 @@ def load_qa(root: Path) -> list[dict]:
             answers = [a for a in answers if a.lower() in ctx.lower()]
             if len(ctx.split()) < 40 or not answers:
                 continue
-            rec = by_ctx.setdefault(ctx, {"context": ctx, "answers": [], "questions": [], "task": task})
+            rec = by_ctx.setdefault(
+                ctx, {"context": ctx, "answers": [], "questions": [], "task": task}
+            )
             rec["answers"] += [a for a in answers if a not in rec["answers"]]
             rec["questions"].append(question)
     return list(by_ctx.values())
@@ -105,7 +107,9 @@ def essay_chunks(words_per_chunk: int = 180) -> list[str]:
     out = []
     for p in sorted(d.glob("*.txt")):
         w = p.read_text(encoding="utf-8").split()
-        out += [" ".join(w[i : i + words_per_chunk]) for i in range(0, len(w) - 40, words_per_chunk)]
+        out += [
+            " ".join(w[i : i + words_per_chunk]) for i in range(0, len(w) - 40, words_per_chunk)
+        ]
     return out
 
 
@@ -158,11 +162,15 @@ def cmd_labels(a: argparse.Namespace) -> None:
         for r in held[: a.n_heldout]:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     rate = np.mean([np.mean(r["labels"]) for r in recs])
-    print(f"{len(recs) - n_val} train / {n_val} val records ({len(pick)} QA, {len(essays)} essay), "
-          f"keep rate {rate:.3f}; {min(len(held), a.n_heldout)} held-out QA passages -> {out}")
+    print(
+        f"{len(recs) - n_val} train / {n_val} val records ({len(pick)} QA, {len(essays)} essay), "
+        f"keep rate {rate:.3f}; {min(len(held), a.n_heldout)} held-out QA passages -> {out}"
+    )
 
 
-def recall_at(text: str, keep: np.ndarray, spans: list[tuple[int, int]], answers: list[str]) -> float:
+def recall_at(
+    text: str, keep: np.ndarray, spans: list[tuple[int, int]], answers: list[str]
+) -> float:
     from evals.longbench.proxies import answer_span_recall
 
     kept = " ".join(text[s:e] for (s, e), k in zip(spans, keep) if k)
@@ -211,7 +219,9 @@ def cmd_measure(a: argparse.Namespace) -> None:
             cands["lm_surprisal+priors"] = sur + pri
         for rate in a.rates:
             for k, sc in cands.items():
-                rows.setdefault(f"{k}@{rate}", []).append(recall_at(text, top_mask(sc, rate), spans, r["answers"]))
+                rows.setdefault(f"{k}@{rate}", []).append(
+                    recall_at(text, top_mask(sc, rate), spans, r["answers"])
+                )
     print(f"n={len(held)} held-out passages (disfl_qa + cpkc), answer-span recall of kept words")
     for k, v in rows.items():
         print(f"  {k:28s} {np.mean(v):.3f}")
@@ -224,7 +234,9 @@ def main() -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("labels", "measure-teacher"):
         s = sub.add_parser(name)
-        s.add_argument("--bigbench", default=str(DATA), help="dir holding the extracted task.json files")
+        s.add_argument(
+            "--bigbench", default=str(DATA), help="dir holding the extracted task.json files"
+        )
         s.add_argument("--seed", type=int, default=0)
         if name == "labels":
             s.add_argument("--out", required=True)
@@ -232,7 +244,9 @@ def main() -> None:
             s.add_argument("--n-essay", type=int, default=200)
             s.add_argument("--n-heldout", type=int, default=300)
             s.add_argument("--keep-rate", type=float, default=0.35)
-            s.add_argument("--no-attribution", action="store_true", help="ablation: no answer/question labels")
+            s.add_argument(
+                "--no-attribution", action="store_true", help="ablation: no answer/question labels"
+            )
         else:
             s.add_argument("--n", type=int, default=60)
             s.add_argument("--lm", default=None, help="e.g. smollm2 (slow)")

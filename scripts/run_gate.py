@@ -15,7 +15,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-EN_QA_FEWSHOT = ["narrativeqa", "qasper", "multifieldqa_en", "hotpotqa", "2wikimqa", "musique", "trec", "triviaqa", "samsum"]
+EN_QA_FEWSHOT = [
+    "narrativeqa",
+    "qasper",
+    "multifieldqa_en",
+    "hotpotqa",
+    "2wikimqa",
+    "musique",
+    "trec",
+    "triviaqa",
+    "samsum",
+]
 
 
 def main() -> int:
