@@ -320,3 +320,27 @@ def test_neighbor_weight_keeps_phrases(minilm_classifier_dir, reader):
     assert np.allclose(phrase.scores[0].probs[:3], [0.9, 0.1, 0.9])
     with pytest.raises(InputError, match="neighbor_weight"):
         TokenClassifierCompressor(str(minilm_classifier_dir), device="cpu", neighbor_weight=1.0)
+
+
+def test_cached_compressor_memoises_analyses_exactly(minilm_classifier_dir, essays):
+    """With a cache, recurring documents skip tokenisation through a bounded LRU keyed by
+    the exact text: results equal an uncached compressor's, a one-character edit is a new
+    entry, and the LRU never holds more than its token bound."""
+    from ctxcomp.cache import MemoryStore, SegmentCache
+    from ctxcomp.compressors.token_classifier import _AnalysisMemo
+
+    plain = TokenClassifierCompressor(str(minilm_classifier_dir), device="cpu")
+    cached = TokenClassifierCompressor(
+        str(minilm_classifier_dir), device="cpu", cache=SegmentCache(MemoryStore())
+    )
+    texts = [t[:3000] for t in list(essays.values())[:4]]
+    edited = texts[0][:-1] + ("x" if texts[0][-1] != "x" else "y")
+    for docs in (texts[:2], texts[1:3], texts[:2], [edited, texts[1]]):
+        assert cached.compress(docs, ratio=0.4).text == plain.compress(docs, ratio=0.4).text
+    memo = cached._memo
+    assert memo is not None and edited in memo._d and texts[0] in memo._d
+    small = _AnalysisMemo(max_tokens=1500)
+    for t in texts:
+        small.put(t, cached._analyse(t))
+        assert small._tokens <= 1500 and small._tokens == sum(d.ids.size for d in small._d.values())
+    assert plain._memo is None  # no cache, no memo

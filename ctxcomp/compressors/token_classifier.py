@@ -159,6 +159,9 @@ class TokenClassifierCompressor(Compressor):
         self._tok = self._model.backend_tokenizer
         self._window = self._model.max_chunk_tokens
         self.cache, self.namespace = self._cache_init(cache, namespace)
+        # with a cache, recurring documents also skip tokenisation: an in-process LRU of
+        # their analyses (exact text key; bounded by encoder tokens held)
+        self._memo = _AnalysisMemo() if self.cache is not None else None
 
     # -- public -----------------------------------------------------------------------
 
@@ -238,7 +241,7 @@ class TokenClassifierCompressor(Compressor):
             }
             if empty:
                 g = gs[ri] = dataclasses.replace(g, drop={**g.drop, **empty})
-            dts = [_empty_doc(t) if i in g.drop else self._analyse(t) for i, t in enumerate(texts)]
+            dts = [_empty_doc(t) if i in g.drop else self._analysed(t) for i, t in enumerate(texts)]
             if starts_of.background:
                 n_orig = int(starts_of[ri].size)
                 target = b.resolve(n_orig)
@@ -383,6 +386,15 @@ class TokenClassifierCompressor(Compressor):
             digit_tok=tok_dig,
             newlines_per_chunk=nl_chunk,
         )
+
+    def _analysed(self, text: str) -> _DocTokens:
+        if self._memo is None:
+            return self._analyse(text)
+        d = self._memo.get(text)
+        if d is None:
+            d = self._analyse(text)
+            self._memo.put(text, d)
+        return dataclasses.replace(d, probs=None)  # callers set probs on their own copy
 
     @staticmethod
     def _token_is(
@@ -681,6 +693,39 @@ class TokenClassifierCompressor(Compressor):
             texts=text_of,
             progress=progress,
         )
+
+
+class _AnalysisMemo:
+    """LRU of document analyses keyed by the exact text, holding at most ``max_tokens``
+    encoder tokens in all (~70 bytes each)."""
+
+    def __init__(self, max_tokens: int = 1_000_000) -> None:
+        from collections import OrderedDict
+
+        self.max_tokens = int(max_tokens)
+        self._d: OrderedDict[str, _DocTokens] = OrderedDict()
+        self._tokens = 0
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> _DocTokens | None:
+        with self._lock:
+            d = self._d.get(text)
+            if d is not None:
+                self._d.move_to_end(text)
+            return d
+
+    def put(self, text: str, d: _DocTokens) -> None:
+        n = int(d.ids.size)
+        if n > self.max_tokens:
+            return
+        with self._lock:
+            if text in self._d:
+                return
+            self._d[text] = d
+            self._tokens += n
+            while self._tokens > self.max_tokens:
+                _, old = self._d.popitem(last=False)
+                self._tokens -= int(old.ids.size)
 
 
 class _ReaderStarts:
