@@ -142,15 +142,9 @@ class CoarseToFineCompressor(Compressor):
                 # bi-encoder: embed every sentence once; a document scores as its best
                 # sentence, and the sentence level below reuses the same similarities
                 q = self.ranker.embed([question])[0]
-                spans_by_doc = {i: sentence_spans(texts[i]) or [(0, len(texts[i]))] for i in live}
-                flat = [(i, a, e) for i in live for a, e in spans_by_doc[i]]
-                sims = self.ranker.embed([texts[i][a:e] for i, a, e in flat]) @ q
-                k = 0
+                sent_cache = _sentence_scores(texts, live, lambda xs: self.ranker.embed(xs) @ q)
                 for i in live:
-                    m = len(spans_by_doc[i])
-                    sent_cache[i] = (spans_by_doc[i], sims[k : k + m].astype(np.float64))
-                    scores[i] = float(sims[k : k + m].max())
-                    k += m
+                    scores[i] = float(sent_cache[i][1].max())
             else:
                 scores[live] = self.ranker.score(question, [texts[i] for i in live])
         ranked = sorted(live, key=lambda i: (-scores[i], i))
@@ -177,17 +171,15 @@ class CoarseToFineCompressor(Compressor):
         sent_rel: dict[int, tuple[list[tuple[int, int]], np.ndarray]] = {}
         shortened: dict[int, str] = {}
         if self.sentence_level and acc > cap and kept:
+            missing = [i for i in kept if i not in sent_cache]
+            if missing:  # rankers without sentence embeddings: one call for all sentences
+                sent_cache.update(
+                    _sentence_scores(texts, missing, lambda xs: self.ranker.score(question, xs))
+                )
             spans_all: list[tuple[int, int, int]] = []
             sim_parts: list[np.ndarray] = []
             for i in kept:
-                if i in sent_cache:
-                    sp, sm = sent_cache[i]
-                else:
-                    sp = sentence_spans(texts[i]) or [(0, len(texts[i]))]
-                    sm = np.asarray(
-                        self.ranker.score(question, [texts[i][a:e] for a, e in sp]),
-                        dtype=np.float64,
-                    )
+                sp, sm = sent_cache[i]
                 spans_all.extend((i, a, e) for a, e in sp)
                 sim_parts.append(sm)
             sims = np.concatenate(sim_parts)
@@ -287,3 +279,19 @@ class CoarseToFineCompressor(Compressor):
             dataclasses.replace(r, compressor=self.name, config_hash=self.config_hash)
             for r in results
         ]
+
+
+def _sentence_scores(
+    texts: list[str], docs: list[int], score: Any
+) -> dict[int, tuple[list[tuple[int, int]], np.ndarray]]:
+    """Sentence spans of each document in ``docs`` (the whole text when it has none) and
+    their relevance, from one ``score(list of sentence texts)`` call over all of them."""
+    spans = {i: sentence_spans(texts[i]) or [(0, len(texts[i]))] for i in docs}
+    sims = np.asarray(score([texts[i][a:e] for i in docs for a, e in spans[i]]), np.float64)
+    out: dict[int, tuple[list[tuple[int, int]], np.ndarray]] = {}
+    k = 0
+    for i in docs:
+        m = len(spans[i])
+        out[i] = (spans[i], sims[k : k + m])
+        k += m
+    return out

@@ -10,6 +10,7 @@ between them, so words never fuse and output is always a subsequence of the inpu
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,24 @@ class Plan:
 
     def joined(self) -> str:
         return self.separator.join(self.texts)
+
+    @functools.cached_property
+    def sources(self) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        """All documents' code points in one array, followed by the separator strings; the
+        documents' offsets in it; where each separator string starts (for rendering)."""
+        extra = [x for x in dict.fromkeys((*SEPARATORS[1:], self.separator)) if x]
+        allt = "".join(self.texts)
+        lens = np.array([len(t) for t in self.texts], dtype=np.int64)
+        offs = np.concatenate(([0], np.cumsum(lens)[:-1])) if lens.size else lens
+        where: dict[str, int] = {}
+        pos = len(allt)
+        for x in extra:
+            where[x] = pos
+            pos += len(x)
+        src = np.frombuffer(
+            (allt + "".join(extra)).encode("utf-32-le", "surrogatepass"), dtype=np.uint32
+        )
+        return src, offs, where
 
 
 @dataclass
@@ -113,29 +132,6 @@ def render(plan: Plan, mask: np.ndarray, *, with_spans: bool = True) -> Rendered
     return Rendered(text, pieces, spans, kept)
 
 
-def _sources(plan: Plan) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    """All documents' code points in one array, followed by the separator strings; the
-    documents' offsets in it; where each separator string starts. Built once per plan."""
-    cached = getattr(plan, "_sources_cache", None)
-    if cached is not None:
-        return cached
-    extra = [x for x in dict.fromkeys((*SEPARATORS[1:], plan.separator)) if x]
-    allt = "".join(plan.texts)
-    lens = np.array([len(t) for t in plan.texts], dtype=np.int64)
-    offs = np.concatenate(([0], np.cumsum(lens)[:-1])) if lens.size else lens
-    where: dict[str, int] = {}
-    pos = len(allt)
-    for x in extra:
-        where[x] = pos
-        pos += len(x)
-    src = np.frombuffer(
-        (allt + "".join(extra)).encode("utf-32-le", "surrogatepass"), dtype=np.uint32
-    )
-    out = (src, offs, where)
-    object.__setattr__(plan, "_sources_cache", out)
-    return out
-
-
 def _assemble(
     plan: Plan,
     run_doc: np.ndarray,
@@ -146,7 +142,7 @@ def _assemble(
 ) -> tuple[str, list[str]]:
     """The output text and per-document pieces for the kept runs, in one gather over the
     code points (no per-run Python string work)."""
-    src, doc_off, where = _sources(plan)
+    src, doc_off, where = plan.sources
     nrun = first.size
     ndoc = len(plan.texts)
     # up to three segments per run: document separator, gap separator, the run's text
@@ -226,22 +222,22 @@ def select_global(
     make_counter = getattr(reader, "counter", None)
     count = make_counter() if make_counter is not None else reader.count
 
+    def mask(k: int) -> np.ndarray:
+        """Forced units plus the top k (neither side holds excluded units)."""
+        m = base.copy()
+        m[order[:k]] = True
+        return m
+
     def at(k: int) -> tuple[Rendered, int]:
         if k not in memo:
-            m = base.copy()
-            m[order[:k]] = True
-            r = render(plan, m, with_spans=False)
+            r = render(plan, mask(k), with_spans=False)
             memo[k] = (r, count(r.text))
         return memo[k]
-
-    sel_ok = ~plan.excluded
 
     def runs(k: int) -> int:
         """Kept runs at k (each run boundary costs the reader extra tokens: a separator
         that does not merge with its neighbours as it did in the original text)."""
-        m = base.copy()
-        m[order[:k]] = True
-        m &= sel_ok
+        m = mask(k)
         return int(np.count_nonzero(m[1:] & ~m[:-1])) + int(m[:1].sum())
 
     def guess(per_run: float, lo: int, hi: int) -> int:

