@@ -10,6 +10,7 @@ between them, so words never fuse and output is always a subsequence of the inpu
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -75,12 +76,28 @@ class Rendered:
     pieces: list[str]
     spans: list[list[KeptSpan]]
     kept: np.ndarray  # final kept mask over units
+    # kept runs (document, first unit, last unit), for provenance built after the search
+    runs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
-def render(plan: Plan, mask: np.ndarray, *, with_spans: bool = True) -> Rendered:
+def with_spans(plan: Plan, r: Rendered) -> Rendered:
+    """``r`` with its provenance: one KeptSpan per kept run (a no-op when it has them)."""
+    if r.runs is None or any(r.spans):
+        return r
+    run_doc, first, last = r.runs
+    spans: list[list[KeptSpan]] = [[] for _ in plan.texts]
+    s = plan.starts[first].tolist()
+    e = plan.ends[last].tolist()
+    for k, di in enumerate(run_doc.tolist()):
+        spans[di].append(KeptSpan(di, s[k], e[k]))
+    return dataclasses.replace(r, spans=spans)
+
+
+def render(plan: Plan, mask: np.ndarray, *, spans_too: bool = True) -> Rendered:
     """Text of the units in ``mask`` (after dropping consecutive repeated force tokens).
 
-    ``with_spans=False`` skips building the provenance objects (used while searching).
+    ``spans_too=False`` leaves the provenance objects to ``with_spans`` (used while
+    searching: only the chosen rendering needs them).
     """
     mask = mask & ~plan.excluded
     idx = np.flatnonzero(mask)
@@ -124,12 +141,8 @@ def render(plan: Plan, mask: np.ndarray, *, with_spans: bool = True) -> Rendered
         red = np.where(fuse, GAP_SPACE, red)
         sep_cls[cont] = red
     text, pieces = _assemble(plan, run_doc, new_doc, sep_cls, first, last)
-    if with_spans:
-        s = plan.starts[first].tolist()
-        e = plan.ends[last].tolist()
-        for k, di in enumerate(run_doc.tolist()):
-            spans[di].append(KeptSpan(di, s[k], e[k]))
-    return Rendered(text, pieces, spans, kept)
+    r = Rendered(text, pieces, spans, kept, (run_doc, first, last))
+    return with_spans(plan, r) if spans_too else r
 
 
 def _assemble(
@@ -230,7 +243,7 @@ def select_global(
 
     def at(k: int) -> tuple[Rendered, int]:
         if k not in memo:
-            r = render(plan, mask(k), with_spans=False)
+            r = render(plan, mask(k), spans_too=False)
             memo[k] = (r, count(r.text))
         return memo[k]
 
@@ -286,7 +299,7 @@ def select_global(
             "force_tokens / a narrower Protection"
         )
     r, c = at(lo)
-    return render(plan, r.kept), c
+    return with_spans(plan, r), c
 
 
 def select_per_chunk(

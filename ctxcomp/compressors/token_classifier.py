@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import re
 import threading
@@ -158,6 +159,7 @@ class TokenClassifierCompressor(Compressor):
             max_chunk_tokens=max_chunk_tokens,
         )
         self._tok = self._model.backend_tokenizer
+        self._tok_plain = _plain_text_tokenizer(self._tok)
         self._window = self._model.max_chunk_tokens
         self.cache, self.namespace = self._cache_init(cache, namespace)
         # with a cache, recurring documents also skip tokenisation: an in-process LRU of
@@ -255,10 +257,15 @@ class TokenClassifierCompressor(Compressor):
 
     # -- analysis ---------------------------------------------------------------------
 
-    def _tokenize(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _tokenize(
+        self, text: str, cps: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """ids, offsets [T,2] and word ids of ``text``, tokenised in whitespace-cut blocks."""
         blocks = _blocks(text, _BLOCK_CHARS)
-        encs = self._tok.encode_batch([text[a:b] for a, b in blocks], add_special_tokens=False)
+        tok = self._tok
+        if self._tok_plain is not None and _plain_text(text, cps):
+            tok = self._tok_plain
+        encs = tok.encode_batch([text[a:b] for a, b in blocks], add_special_tokens=False)
         ids, offs, wids = [], [], []
         wbase = 0
         for (a, _b), enc in zip(blocks, encs):
@@ -266,8 +273,12 @@ class TokenClassifierCompressor(Compressor):
             ids.append(np.fromiter(enc.ids, dtype=np.int64, count=n))
             o = np.fromiter(chain.from_iterable(enc.offsets), dtype=np.int64, count=2 * n)
             offs.append(o.reshape(-1, 2) + a)
-            wf = np.array(enc.word_ids, dtype=np.float64)  # None (special/unaligned) -> nan
-            w = np.where(np.isnan(wf), -1, wf + wbase).astype(np.int64)
+            wl = enc.word_ids
+            if None in wl:  # special or unaligned tokens have no word
+                wf = np.array(wl, dtype=np.float64)
+                w = np.where(np.isnan(wf), -1, wf + wbase).astype(np.int64)
+            else:
+                w = np.fromiter(wl, dtype=np.int64, count=n) + wbase
             wbase = int(w.max()) + 1 if w.size and w.max() >= 0 else wbase
             wids.append(w)
         if not ids:
@@ -278,7 +289,7 @@ class TokenClassifierCompressor(Compressor):
         o = self.options
         cps = codepoints(text)
         ws = whitespace_mask(cps)
-        ids, offs, wids = self._tokenize(text)
+        ids, offs, wids = self._tokenize(text, cps)
         s, e = offs[:, 0].copy(), offs[:, 1].copy()
         # trim whitespace some tokenizers include in offsets (sentencepiece "▁")
         nonws = np.flatnonzero(~ws)
@@ -729,9 +740,10 @@ class _AnalysisMemo:
 
 class _ReaderStarts:
     """Reader token starts of several texts, computed on a background thread when they are
-    long enough for the overlap with the encoder's tokenisation to pay for the thread."""
+    long enough for the overlap with the encoder's tokenisation to pay for the thread
+    (from ~1k tokens: starting a thread costs ~0.1 ms, counting 1k tokens ~0.3 ms)."""
 
-    BACKGROUND_CHARS = 20_000
+    BACKGROUND_CHARS = 4_000
 
     def __init__(self, reader: ReaderTokenizer, texts: list[str]) -> None:
         self._reader = reader
@@ -812,6 +824,36 @@ def _norm_overrides(kw: dict[str, Any]) -> dict[str, Any]:
 
 _CUT_RE = re.compile(r"(?<=\S) (?=\S)")
 
+# BERT's normalizer on "plain" text: printable ASCII, tab/newline/carriage return, the
+# no-break and other Unicode spaces, and the general punctuation block's dashes, quotes,
+# bullets and ellipsis (U+2010-U+2027, U+2030-U+205E). On such text its work reduces to
+# lowercasing (uncased) or nothing (cased): no control characters to drop, no CJK to pad,
+# no accents to strip, and its whitespace-to-space mapping changes no offset and no
+# pre-token (the pre-tokenizer splits at every Unicode space anyway). A copy of the tokenizer
+# with that normalizer gives identical ids, offsets and word ids, ~25% faster
+# (tests/test_tokenize_fast_path.py checks every character of the alphabet).
+_PLAIN_RANGES = (
+    (0x20, 0x7E),
+    (0xA0, 0xA0),
+    (0x2000, 0x200A),
+    (0x2010, 0x2027),
+    (0x202F, 0x205F),
+    (0x3000, 0x3000),
+)
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _plain_text(text: str, cps: np.ndarray | None = None) -> bool:
+    """True when every character of ``text`` is in the plain alphabet above."""
+    if text.isascii():
+        return _ASCII_CONTROL.search(text) is None
+    if cps is None:
+        cps = codepoints(text)
+    ok = (cps == 9) | (cps == 10) | (cps == 13)
+    for lo, hi in _PLAIN_RANGES:
+        ok |= (cps >= lo) & (cps <= hi)
+    return bool(ok.all())
+
 
 def _blocks(text: str, size: int) -> list[tuple[int, int]]:
     """Cut ``text`` into blocks of about ``size`` characters for the encoder's tokenizer.
@@ -889,3 +931,20 @@ __all__ = [
     "TokenClassifierOptions",
     "file_fingerprint",
 ]
+
+
+def _plain_text_tokenizer(tok: Any) -> Any | None:
+    """A copy of ``tok`` with the normalizer BERT's reduces to on plain text, or None when
+    ``tok`` is not a BERT-normalised tokenizer (other families take the general path)."""
+    try:
+        cfg = json.loads(tok.to_str()).get("normalizer") or {}
+    except Exception:  # not a tokenizers.Tokenizer (e.g. a test double)
+        return None
+    if cfg.get("type") != "BertNormalizer" or not cfg.get("clean_text", True):
+        return None
+    from tokenizers import Tokenizer, normalizers
+
+    plain = Tokenizer.from_str(tok.to_str())
+    # accent stripping and CJK padding are no-ops on plain text
+    plain.normalizer = normalizers.Lowercase() if cfg.get("lowercase", True) else None
+    return plain
