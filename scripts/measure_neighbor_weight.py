@@ -5,7 +5,12 @@ Contexts: ``--passages`` held-out bigbench QA passages (``heldout_qa.jsonl`` wri
 ../shared/data) joined with blank lines, seeded; the question's passage is one of them, the
 others are distractors. Each context is compressed by the embedded default model to
 ``ratio`` of its cl100k tokens with each ``neighbor_weight``, and by random word drop at the
-same budget; the score is answer-span recall (``evals.longbench.proxies``).
+same budget; the score is answer-span recall (``evals.longbench.proxies``) of
+
+- the passage's gold answer (short: exact contiguous run), and
+- a long answer: one sentence of the question's passage (at least ``--long-words`` words,
+  seeded), scored as the proxy scores long answers, ROUGE-L recall — the shape of the
+  extractive long-answer tasks (qasper, multifieldqa), which reward keeping clauses whole.
 
     python scripts/measure_neighbor_weight.py --n 80 --ratios 0.2 0.33 0.5 --weights 0 0.3 0.5 0.7
 """
@@ -16,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -34,6 +40,7 @@ def main() -> None:
     ap.add_argument("--ratios", type=float, nargs="+", default=[0.2, 0.33, 0.5])
     ap.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.3, 0.5, 0.7])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--long-words", type=int, default=10)
     a = ap.parse_args()
 
     import ctxcomp
@@ -42,6 +49,11 @@ def main() -> None:
     from evals.longbench.proxies import answer_span_recall
 
     held = [json.loads(line) for line in Path(a.heldout).read_text(encoding="utf-8").splitlines()]
+
+    def long_answer(passage: str, rng: random.Random) -> str | None:
+        sents = [x for x in re.split(r"(?<=[.!?])\s+", passage) if len(x.split()) >= a.long_words]
+        return rng.choice(sents) if sents else None
+
     tok = ctxcomp.get_tokenizer("cl100k_base")
     comps = {w: load_default(neighbor_weight=w) for w in a.weights}
     for ratio in a.ratios:
@@ -56,21 +68,25 @@ def main() -> None:
             order = list(range(len(units)))
             random.Random(i).shuffle(order)
             rand = keep_within_budget(units, order, budget, tok)
-            scores.setdefault("random word drop", []).append(
-                answer_span_recall(rand, target["answers"]) or 0.0
-            )
+            la = long_answer(target["context"], random.Random(a.seed * 1000 + i))
+            outs = {"random word drop": rand}
             for w, c in comps.items():
                 out = c.compress(ctx, target_tokens=budget).text
                 assert tok.count(out) <= budget
-                scores.setdefault(f"default, neighbor_weight {w:g}", []).append(
-                    answer_span_recall(out, target["answers"]) or 0.0
-                )
+                outs[f"default, neighbor_weight {w:g}"] = out
+            for name, out in outs.items():
+                sc = scores.setdefault(name, ([], []))
+                sc[0].append(answer_span_recall(out, target["answers"]) or 0.0)
+                if la is not None:
+                    sc[1].append(answer_span_recall(out, [la]) or 0.0)
         print(
-            f"ratio {ratio}: n={a.n} contexts of {a.passages} held-out bigbench passages, "
-            "answer-span recall"
+            f"ratio {ratio}: n={a.n} contexts of {a.passages} held-out bigbench passages; "
+            "answer-span recall: gold answer | a long answer (one passage sentence, ROUGE-L recall)"
         )
-        for k, v in scores.items():
-            print(f"  {k:34s} {np.mean(v):.3f}")
+        for k, (short, long_) in scores.items():
+            print(
+                f"  {k:34s} {np.mean(short):.3f} (n={len(short)}) | {np.mean(long_):.3f} (n={len(long_)})"
+            )
 
 
 if __name__ == "__main__":
