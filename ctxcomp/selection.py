@@ -81,8 +81,8 @@ class Rendered:
 
 
 def with_spans(plan: Plan, r: Rendered) -> Rendered:
-    """``r`` with its provenance: one KeptSpan per kept run (a no-op when it has them)."""
-    if r.runs is None or any(r.spans):
+    """``r`` with its provenance: one KeptSpan per kept run."""
+    if r.runs is None:  # nothing kept
         return r
     run_doc, first, last = r.runs
     spans: list[list[KeptSpan]] = [[] for _ in plan.texts]

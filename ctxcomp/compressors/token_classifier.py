@@ -855,6 +855,24 @@ def _plain_text(text: str, cps: np.ndarray | None = None) -> bool:
     return bool(ok.all())
 
 
+def _plain_text_tokenizer(tok: Any) -> Any | None:
+    """A copy of ``tok`` with the normalizer BERT's reduces to on plain text, or None when
+    ``tok`` is not a BERT-normalised tokenizer (other families take the general path)."""
+    to_str = getattr(tok, "to_str", None)
+    if to_str is None:  # not a tokenizers.Tokenizer (e.g. a test double)
+        return None
+    spec = to_str()
+    cfg = json.loads(spec).get("normalizer") or {}
+    if cfg.get("type") != "BertNormalizer" or not cfg.get("clean_text", True):
+        return None
+    from tokenizers import Tokenizer, normalizers
+
+    plain = Tokenizer.from_str(spec)
+    # accent stripping and CJK padding are no-ops on plain text
+    plain.normalizer = normalizers.Lowercase() if cfg.get("lowercase", True) else None
+    return plain
+
+
 def _blocks(text: str, size: int) -> list[tuple[int, int]]:
     """Cut ``text`` into blocks of about ``size`` characters for the encoder's tokenizer.
 
@@ -931,20 +949,3 @@ __all__ = [
     "TokenClassifierOptions",
     "file_fingerprint",
 ]
-
-
-def _plain_text_tokenizer(tok: Any) -> Any | None:
-    """A copy of ``tok`` with the normalizer BERT's reduces to on plain text, or None when
-    ``tok`` is not a BERT-normalised tokenizer (other families take the general path)."""
-    try:
-        cfg = json.loads(tok.to_str()).get("normalizer") or {}
-    except Exception:  # not a tokenizers.Tokenizer (e.g. a test double)
-        return None
-    if cfg.get("type") != "BertNormalizer" or not cfg.get("clean_text", True):
-        return None
-    from tokenizers import Tokenizer, normalizers
-
-    plain = Tokenizer.from_str(tok.to_str())
-    # accent stripping and CJK padding are no-ops on plain text
-    plain.normalizer = normalizers.Lowercase() if cfg.get("lowercase", True) else None
-    return plain
