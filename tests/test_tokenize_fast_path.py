@@ -9,13 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctxcomp.compressors.token_classifier import (
-    _PLAIN_RANGES,
-    _plain_text,
-    _plain_text_tokenizer,
+from ctxcomp.compressors._plain import (
+    PLAIN_RANGES,
+    WordPieceMemo,
+    is_wordpiece_bert,
+    plain_text,
+    plain_text_tokenizer,
 )
+from ctxcomp.structure import codepoints
 
-PLAIN_CHARS = ["\t", "\n", "\r"] + [chr(c) for lo, hi in _PLAIN_RANGES for c in range(lo, hi + 1)]
+PLAIN_CHARS = ["\t", "\n", "\r"] + [chr(c) for lo, hi in PLAIN_RANGES for c in range(lo, hi + 1)]
 
 
 def _same(full, plain, text: str) -> None:
@@ -24,12 +27,18 @@ def _same(full, plain, text: str) -> None:
     assert a.ids == b.ids, text
     assert a.offsets == b.offsets, text
     assert a.word_ids == b.word_ids, text
+    memo = WordPieceMemo(plain, full)
+    if memo.applies(text):
+        ids, offs, wids = memo.encode(text, codepoints(text))
+        assert ids.tolist() == a.ids, text
+        assert [tuple(o) for o in offs.tolist()] == a.offsets, text
+        assert wids.tolist() == a.word_ids, text
 
 
 @pytest.fixture(scope="module")
 def uncased(minilm_compressor):
     full = minilm_compressor._tok
-    plain = _plain_text_tokenizer(full)
+    plain = plain_text_tokenizer(full)
     assert plain is not None
     return full, plain
 
@@ -41,7 +50,7 @@ def cased(minilm_compressor):
     cfg = json.loads(minilm_compressor._tok.to_str())
     cfg["normalizer"]["lowercase"] = False
     full = Tokenizer.from_str(json.dumps(cfg))
-    plain = _plain_text_tokenizer(full)
+    plain = plain_text_tokenizer(full)
     assert plain is not None and plain.normalizer is None
     return full, plain
 
@@ -51,7 +60,7 @@ def test_every_plain_character_in_context(request, which):
     full, plain = request.getfixturevalue(which)
     for ch in PLAIN_CHARS:
         text = f"The{ch}Cat sat{ch} {ch}on x{ch}y {ch}{ch}MAT. Don't{ch}stop"
-        assert _plain_text(text)
+        assert plain_text(text)
         _same(full, plain, text)
 
 
@@ -64,13 +73,15 @@ def test_random_plain_texts(uncased, text):
 def test_essays_equal_through_the_compressor(minilm_compressor, essays):
     comp = minilm_compressor
     for text in list(essays.values())[:3]:
-        assert _plain_text(text)
+        assert plain_text(text)
+        assert comp._words is not None
         fast = comp._tokenize(text)
-        saved, comp._tok_plain = comp._tok_plain, None
+        saved = comp._tok_plain, comp._words
+        comp._tok_plain = comp._words = None
         try:
             slow = comp._tokenize(text)
         finally:
-            comp._tok_plain = saved
+            comp._tok_plain, comp._words = saved
         for x, y in zip(fast, slow):
             np.testing.assert_array_equal(x, y)
 
@@ -90,9 +101,52 @@ def test_essays_equal_through_the_compressor(minilm_compressor, essays):
     ],
 )
 def test_text_outside_the_alphabet_is_not_plain(text):
-    assert not _plain_text(text)
-    assert not _plain_text(text + "a" * 300)  # non-ASCII path over the code-point array
+    assert not plain_text(text)
+    assert not plain_text(text + "a" * 300)  # non-ASCII path over the code-point array
 
 
 def test_other_tokenizer_families_take_the_general_path(tiny_xlmr_compressor):
     assert tiny_xlmr_compressor._tok_plain is None
+
+
+WORDS = ["the", "cat", "Unaffable", "x", "42", "[", "mask", "]", "cls", "##ab", "naive", "—"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(WORDS), st.sampled_from(["", " ", "\n", "\u00a0", ".", "'"])),
+        max_size=60,
+    )
+)
+def test_word_memo_on_recurring_words_and_special_token_lookalikes(uncased, parts):
+    """Words recur (memo hits) and special tokens like "[MASK]" may form across word cuts,
+    where the tokenizer matches them before pre-tokenising: the memo must step aside."""
+    text = "".join(w + sep for w, sep in parts)
+    _same(*uncased, text)
+
+
+def test_text_with_an_added_token_takes_the_general_path(uncased):
+    full, plain = uncased
+    memo = WordPieceMemo(plain, full)
+    for text in ["a [MASK] b", "a [mask] b", "x[SEP]y", "[cls]"]:
+        assert not memo.applies(text)
+    assert memo.applies("a mask b [ sep ]")
+
+
+def test_memo_starts_over_when_full_and_stays_exact(uncased, essays):
+    full, plain = uncased
+    memo = WordPieceMemo(plain, full, max_words=300)
+    texts = [t[:2000] for t in list(essays.values())[:3]]
+    for text in texts + texts:
+        ids, offs, wids = memo.encode(text, codepoints(text))
+        a = full.encode(text, add_special_tokens=False)
+        assert ids.tolist() == a.ids and wids.tolist() == a.word_ids
+        assert [tuple(o) for o in offs.tolist()] == a.offsets
+        assert len(memo) <= 300  # each text has fewer new words than that: reset, then learn
+
+
+def test_word_memo_only_for_bert_wordpiece(minilm_compressor, tiny_xlmr_compressor):
+    assert is_wordpiece_bert(minilm_compressor._tok)
+    assert minilm_compressor._words is not None
+    assert tiny_xlmr_compressor._words is None

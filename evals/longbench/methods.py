@@ -228,26 +228,34 @@ class LLMLingua2Method(Method):
 
 
 def _patch_legacy_cache(model: Any) -> None:
-    """llmlingua's LLMLingua paths index ``past_key_values`` as a tuple of (key, value) per
-    layer (transformers 4); transformers 5 uses Cache objects. Convert both ways around
-    ``model.forward`` so llmlingua runs unchanged."""
+    """llmlingua's LLMLingua paths pass and read ``past_key_values`` as a tuple of (key,
+    value) per layer (transformers 4); transformers 5 uses Cache objects, and from 5.2x
+    names the argument and the output field ``cache``. Convert around ``model.forward`` so
+    llmlingua runs unchanged."""
+    import inspect
+
     from transformers.cache_utils import DynamicCache
 
     if getattr(model, "_ctxcomp_legacy_cache", False):
         return
     inner = model.forward
+    arg = "cache" if "cache" in inspect.signature(inner).parameters else "past_key_values"
 
     def forward(*args: Any, **kwargs: Any) -> Any:
-        pkv = kwargs.get("past_key_values")
+        pkv = kwargs.pop("past_key_values", None)
         if isinstance(pkv, (tuple, list)):
             cache = DynamicCache()
             for i, (k, v) in enumerate(pkv):
                 cache.update(k, v, i)
-            kwargs["past_key_values"] = cache
+            pkv = cache
+        if pkv is not None:
+            kwargs[arg] = pkv
         out = inner(*args, **kwargs)
-        c = getattr(out, "past_key_values", None)
+        c = getattr(out, arg, None)
         if c is not None and not isinstance(c, (tuple, list)):
-            out.past_key_values = tuple((layer.keys, layer.values) for layer in c.layers)
+            c = tuple((layer.keys, layer.values) for layer in c.layers)
+        if c is not None:
+            out.past_key_values = c
         return out
 
     model.forward = forward
