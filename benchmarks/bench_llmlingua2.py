@@ -1,7 +1,7 @@
 """ctxcomp vs llmlingua (LLMLingua-2 path) on one checkpoint and one text, CPU.
 
     python benchmarks/bench_llmlingua2.py [--sizes 2000 8000 32000] [--repeats 3]
-                                          [--threads 2] [--fast onnx]
+                                          [--threads 2] [--fast auto]
 
 Both sides use the same MiniLM token-classification checkpoint (built into a cache dir on
 first run, see _setup.py), the same text (Paul Graham essays cut to about N cl100k tokens),
@@ -158,11 +158,20 @@ def main() -> None:
     )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--fast", default="onnx", help="ctxcomp backend of the fast path")
+    ap.add_argument(
+        "--fast",
+        default="auto",
+        help="ctxcomp backend of the fast path; auto: torch-bf16 on CPUs with native "
+        "bfloat16 (AVX512-BF16/AMX), else onnx",
+    )
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     ap.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
     ap.add_argument("--worker-size", type=int, default=32000, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.fast == "auto":
+        from ctxcomp.compressors._hf import cpu_has_bf16
+
+        args.fast = "torch-bf16" if cpu_has_bf16() else "onnx"
     if args.worker:
         worker(args)
         return

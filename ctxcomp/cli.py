@@ -91,7 +91,10 @@ def compress(
         typer.Option(help="global (default): one exact budget; per_chunk: LLMLingua-2's rule."),
     ] = None,
     backend: Annotated[
-        str | None, typer.Option(help="Inference backend: torch (default), torch-int8, onnx, ...")
+        str | None,
+        typer.Option(
+            help="Inference backend: torch (default), torch-bf16, onnx, torch-int8, onnx-int8"
+        ),
     ] = None,
     device: Annotated[
         str | None, typer.Option(help="auto (default), cpu, cuda, cuda:N, mps.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -21,9 +21,12 @@ class Document:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class KeptSpan:
-    """A run of the input kept verbatim: ``documents[document].text[start:end]``."""
+class KeptSpan(NamedTuple):
+    """A run of the input kept verbatim: ``documents[document].text[start:end]``.
+
+    A named tuple (immutable; unpacks as ``document, start, end``): results carry one per
+    kept run, hundreds per compression, and tuples are built several times faster than
+    frozen dataclasses."""
 
     document: int
     start: int

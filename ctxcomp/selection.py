@@ -85,11 +85,14 @@ def with_spans(plan: Plan, r: Rendered) -> Rendered:
     if r.runs is None:  # nothing kept
         return r
     run_doc, first, last = r.runs
-    spans: list[list[KeptSpan]] = [[] for _ in plan.texts]
-    s = plan.starts[first].tolist()
-    e = plan.ends[last].tolist()
-    for k, di in enumerate(run_doc.tolist()):
-        spans[di].append(KeptSpan(di, s[k], e[k]))
+    made = list(
+        map(
+            KeptSpan._make,
+            zip(run_doc.tolist(), plan.starts[first].tolist(), plan.ends[last].tolist()),
+        )
+    )
+    cut = np.searchsorted(run_doc, np.arange(len(plan.texts) + 1)).tolist()  # runs in doc order
+    spans = [made[a:b] for a, b in zip(cut[:-1], cut[1:])]
     return dataclasses.replace(r, spans=spans)
 
 
@@ -247,18 +250,31 @@ def select_global(
             memo[k] = (r, count(r.text))
         return memo[k]
 
+    # Kept runs at each k (each run boundary costs the reader extra tokens: a separator
+    # that does not merge with its neighbours as it did in the original text). Adding the
+    # k-th ranked unit starts a run (+1), extends one (0) or joins two (-1), depending on
+    # whether its neighbours were kept before it: forced ones always, ranked ones if ranked
+    # higher. So every k's count is one cumulative sum.
+    n = plan.n
+    rank = np.full(n + 2, kmax + 1, dtype=np.int64)  # padded: rank[u + 1] is unit u's
+    rank[1:-1][base] = -1
+    rank[order + 1] = np.arange(kmax)
+    pos = np.arange(kmax)
+    delta = 1 - (rank[order] < pos).astype(np.int64) - (rank[order + 2] < pos)
+    run_count = np.concatenate(
+        ([int(np.count_nonzero(base[1:] & ~base[:-1])) + int(base[:1].sum())], delta)
+    ).cumsum()
+
     def runs(k: int) -> int:
-        """Kept runs at k (each run boundary costs the reader extra tokens: a separator
-        that does not merge with its neighbours as it did in the original text)."""
-        m = mask(k)
-        return int(np.count_nonzero(m[1:] & ~m[:-1])) + int(m[:1].sum())
+        return int(run_count[k])
 
     def guess(per_run: float, lo: int, hi: int) -> int:
         """Largest k in (lo, hi) whose estimate base + cum[k] + per_run * runs(k) fits."""
         a, b = lo + 1, hi - 1  # estimates fit at a-1 (or a is the floor), not beyond b
         while a < b:
             mid = (a + b + 1) // 2
-            if base_cost + cum[mid] + per_run * runs(mid) <= target:
+            # estimates are fractional, counts whole: an estimate below target + 1 may fit
+            if base_cost + cum[mid] + per_run * runs(mid) < target + 0.95:
                 a = mid
             else:
                 b = mid - 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ pytest.importorskip("transformers")
 
 # fraction of the fp32 path's kept words that a backend also keeps (random tiny model:
 # quantised backends are tested loosely)
-AGREEMENT = {"torch": 1.0, "onnx": 0.99, "torch-int8": 0.9, "onnx-int8": 0.9}
+AGREEMENT = {"torch": 1.0, "onnx": 0.99, "torch-bf16": 0.95, "torch-int8": 0.9, "onnx-int8": 0.9}
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +37,14 @@ def _kept(comp: ctxcomp.TokenClassifierCompressor, text: str) -> set[tuple[int, 
     return set(zip(s.starts[s.kept].tolist(), s.ends[s.kept].tolist()))
 
 
-@pytest.mark.parametrize("backend", ["torch-int8", "onnx", "onnx-int8"])
+@pytest.mark.parametrize("backend", ["torch-bf16", "torch-int8", "onnx", "onnx-int8"])
 def test_backend_agrees_with_fp32(backend, tiny_bert, essays, onnx_cache):
     model, tok = tiny_bert
     text = essays["copy"][:4000]
     ref = _kept(ctxcomp.TokenClassifierCompressor(model, tok, device="cpu"), text)
-    comp = ctxcomp.TokenClassifierCompressor(model, tok, device="cpu", backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # bf16 emulated on this CPU: slow, exact
+        comp = ctxcomp.TokenClassifierCompressor(model, tok, device="cpu", backend=backend)
     got = _kept(comp, text)
     assert comp.model_info["backend"] == backend
     agreement = len(ref & got) / len(ref)
@@ -91,3 +94,15 @@ def test_import_does_not_load_onnxruntime():
     code = "import sys, ctxcomp, ctxcomp.compressors._onnx; print('onnxruntime' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_bf16_backend_says_when_the_cpu_emulates_it(tiny_bert, monkeypatch):
+    from ctxcomp.compressors import _hf
+
+    model, tok = tiny_bert
+    monkeypatch.setattr(_hf, "cpu_has_bf16", lambda: False)
+    with pytest.warns(RuntimeWarning, match="no native bfloat16"):
+        comp = ctxcomp.TokenClassifierCompressor(model, tok, device="cpu", backend="torch-bf16")
+    torch = pytest.importorskip("torch")
+    assert next(comp._model.model.parameters()).dtype == torch.bfloat16
+    assert next(model.parameters()).dtype == torch.float32  # the caller's model: untouched

@@ -275,7 +275,7 @@ def test_block_tokenisation_equals_whole_text(request, which, essays):
     comp = request.getfixturevalue(which)
     text = next(iter(essays.values()))[:30_000]
     text += "\n\n  Tabs\tand  double  spaces,\r\nCRLF lines, 北京欢迎你。 emoji 🙂 end.\n" * 20
-    ids, offs, wids = comp._tokenize(text)
+    ids, offs, wids, _ = comp._tokenize(text)
     enc = comp._tok.encode(text, add_special_tokens=False)
     assert ids.tolist() == list(enc.ids)
     assert [tuple(o) for o in offs.tolist()] == [tuple(o) for o in enc.offsets]

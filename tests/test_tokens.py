@@ -64,6 +64,17 @@ def test_counter_is_exact_on_similar_texts(name, essays):
         "a\u0301",
         "\nÄ",
         ".\r\nT",
+        ". The",
+        ", and",
+        "; x",
+        ":  Y",
+        "?! Z",
+        ". 's",
+        "., a",
+        " . b",
+        ".\u00a0c",
+        ". 12",
+        "end.Next",
     ]
     texts = []
     for _ in range(300):
@@ -72,5 +83,8 @@ def test_counter_is_exact_on_similar_texts(name, essays):
     for _ in range(30):  # probes of one search: a few lines dropped or shortened each time
         lines = [ln if rng.random() > 0.05 else ln[: len(ln) // 2] for ln in base]
         texts.append("\n".join(ln for ln in lines if rng.random() > 0.02))
+    words = "\n".join(base).split(" ")
+    for _ in range(30):  # word-level probes: clauses change by a word or two
+        texts.append(" ".join(w for w in words if rng.random() > 0.05))
     for t in texts:
         assert count(t) == r.count(t), repr(t[:80])

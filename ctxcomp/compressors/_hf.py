@@ -5,6 +5,7 @@ Only this module imports torch and transformers, and only when a model is loaded
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import re
@@ -17,7 +18,7 @@ import numpy as np
 from .._deps import require
 from ..errors import InputError, ModelLoadError
 
-BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8")
+BACKENDS = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "longformer")
 DEFAULT_WINDOW = 512
@@ -53,7 +54,10 @@ class HFTokenClassifier:
         keep_label: int,
         batch_tokens: int | None,
         max_chunk_tokens: int | None = None,
+        owned: bool = True,
     ) -> None:
+        """``owned`` is False for a model the caller passed in: a backend that changes the
+        weights' type works on a copy, never on the caller's model."""
         torch = require("torch")
         if backend not in BACKENDS:
             raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -74,8 +78,15 @@ class HFTokenClassifier:
         self.backend = backend
         model = model.eval()
         self._runner: Any = None
-        if backend != "torch" and self.device != "cpu":
+        if backend not in ("torch", "torch-bf16") and self.device != "cpu":
             raise InputError(f"backend {backend!r} runs on the CPU; use device='cpu'")
+        if backend == "torch-bf16" and self.device == "cpu" and not cpu_has_bf16():
+            warnings.warn(
+                "backend 'torch-bf16': this CPU has no native bfloat16 (AVX512-BF16 or AMX), "
+                "so it is emulated and slower than 'torch'; use backend='onnx' here",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         if backend == "torch-int8":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -87,6 +98,10 @@ class HFTokenClassifier:
 
             model = model.to(device="cpu", dtype=torch.float32)
             self._runner = load_runner(model, fingerprint, backend)
+        elif backend == "torch-bf16":
+            if not owned:
+                model = copy.deepcopy(model)
+            model = model.to(device=self.device, dtype=torch.bfloat16)
         else:
             dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
             model = model.to(device=self.device, dtype=dtype)
@@ -167,6 +182,17 @@ class HFTokenClassifier:
                 if progress is not None:
                     progress(done, total)
         return out
+
+
+def cpu_has_bf16() -> bool:
+    """True when this CPU computes bfloat16 natively (oneDNN: AVX512-BF16 or AMX)."""
+    torch = require("torch")
+    try:
+        return bool(
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _keep_prob_torch(torch: Any, logits: Any, keep_label: int) -> Any:
@@ -264,10 +290,12 @@ def load_token_classifier(
             commit = getattr(mdl.config, "_commit_hash", None) or revision or "main"
             fp = f"{src}@{commit}"
         source = src
+        owned = True
     else:
         if tokenizer is None:
             raise InputError("pass tokenizer=... together with an already loaded model")
         mdl, tok = model, tokenizer
+        owned = False
         fp = state_fingerprint(mdl)
         source = getattr(mdl.config, "_name_or_path", "") or type(mdl).__name__
     return HFTokenClassifier(
@@ -280,4 +308,5 @@ def load_token_classifier(
         keep_label=keep_label,
         batch_tokens=batch_tokens,
         max_chunk_tokens=max_chunk_tokens,
+        owned=owned,
     )

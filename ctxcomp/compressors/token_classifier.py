@@ -113,8 +113,10 @@ class TokenClassifierCompressor(Compressor):
     ``model`` is a hub id (e.g. ``microsoft/llmlingua-2-xlm-roberta-large-meetingbank``),
     a local directory, or an already loaded ``PreTrainedModel`` (then pass ``tokenizer``).
     ``keep_label`` is the label index meaning "keep" (1 for LLMLingua-2 checkpoints).
-    ``backend`` is ``"torch"`` (fp32; fp16 on CUDA) or ``"torch-int8"`` (dynamic int8
-    quantisation of the linear layers, CPU).
+    ``backend`` is ``"torch"`` (fp32; fp16 on CUDA), ``"torch-bf16"`` (bfloat16 weights and
+    activations: CPUs with AVX512-BF16 or AMX, and GPUs), ``"onnx"`` (ONNX Runtime with
+    fused attention, CPU), or the lossy ``"torch-int8"`` / ``"onnx-int8"`` (dynamic int8
+    quantisation, CPU). docs/performance.md measures each.
     """
 
     name = "token-classifier"
@@ -264,12 +266,14 @@ class TokenClassifierCompressor(Compressor):
 
     def _tokenize(
         self, text: str, cps: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """ids, offsets [T,2] and word ids of ``text``, tokenised in whitespace-cut blocks."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """ids, offsets [T,2] and word ids of ``text``, tokenised in whitespace-cut blocks,
+        and whether the offsets are known to hold no whitespace (BERT pre-tokens)."""
         tok = self._tok
         if self._tok_plain is not None and plain_text(text, cps):
             if self._words is not None and self._words.applies(text):
-                return self._words.encode(text, codepoints(text) if cps is None else cps)
+                cps = codepoints(text) if cps is None else cps
+                return (*self._words.encode(text, cps), True)
             tok = self._tok_plain
         blocks = _blocks(text, _BLOCK_CHARS)
         encs = tok.encode_batch([text[a:b] for a, b in blocks], add_special_tokens=False)
@@ -289,17 +293,18 @@ class TokenClassifierCompressor(Compressor):
             wbase = int(w.max()) + 1 if w.size and w.max() >= 0 else wbase
             wids.append(w)
         if not ids:
-            return np.zeros(0, np.int64), np.zeros((0, 2), np.int64), np.zeros(0, np.int64)
-        return np.concatenate(ids), np.concatenate(offs), np.concatenate(wids)
+            z = np.zeros(0, np.int64)
+            return z, np.zeros((0, 2), np.int64), z, False
+        return np.concatenate(ids), np.concatenate(offs), np.concatenate(wids), False
 
     def _analyse(self, text: str) -> _DocTokens:
         o = self.options
         cps = codepoints(text)
         ws = whitespace_mask(cps)
-        ids, offs, wids = self._tokenize(text, cps)
+        ids, offs, wids, trimmed = self._tokenize(text, cps)
         s, e = offs[:, 0].copy(), offs[:, 1].copy()
         # trim whitespace some tokenizers include in offsets (sentencepiece "▁")
-        nonws = np.flatnonzero(~ws)
+        nonws = np.flatnonzero(~ws) if not trimmed else np.zeros(0, np.int64)
         if nonws.size and s.size:
             j = np.searchsorted(nonws, s)
             nxt = np.where(j < nonws.size, nonws[np.minimum(j, nonws.size - 1)], len(text))
@@ -750,7 +755,7 @@ class _ReaderStarts:
     long enough for the overlap with the encoder's tokenisation to pay for the thread
     (from ~1k tokens: starting a thread costs ~0.1 ms, counting 1k tokens ~0.3 ms)."""
 
-    BACKGROUND_CHARS = 4_000
+    BACKGROUND_CHARS = 12_000
 
     def __init__(self, reader: ReaderTokenizer, texts: list[str]) -> None:
         self._reader = reader
