@@ -27,7 +27,7 @@ class PipelineConfig:
     model: str | None = None  # token classifier: hub id or path (None: the embedded default)
     reader: str = DEFAULT_READER
     device: str = "auto"
-    backend: str = "torch"
+    backend: str | None = None  # None: the model's own (the embedded default: "auto")
     mode: str = "global"
     force_tokens: tuple[str, ...] = DEFAULT_FORCE_TOKENS
     keep_digits: bool = False
@@ -101,12 +101,13 @@ def _fine(c: PipelineConfig) -> TokenClassifierCompressor:
     kwargs: dict[str, Any] = dict(
         reader=c.reader,
         device=c.device,
-        backend=c.backend,
         mode=c.mode,
         force_tokens=c.force_tokens,
         keep_digits=c.keep_digits,
         **dict(c.extra),
     )
+    if c.backend is not None:
+        kwargs["backend"] = c.backend
     if c.cache is not None:
         kwargs["cache"] = c.cache
         kwargs["namespace"] = c.namespace

@@ -17,6 +17,11 @@ answer-span recall (``evals.longbench.proxies.answer_span_recall``, as the gate 
 
     python scripts/measure_dev_wiki.py --n 60 --ratios 0.2 0.33 \\
         --variants "neighbor_weight=0.5" "neighbor_weight=0.5,repeat_cover=0.5"
+
+``--ll smollm2`` also scores the answer log-likelihood proxy (as the gate's, under the same
+small LM): the few-shot prompt ends with the held-out lead's "Text: ...\nTopic:" and the
+answer is its label; the short-answer prompt ends with the answer sentence up to the answer
+(a cloze) and the answer is the number or name.
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ def main() -> None:
     ap.add_argument("--shots", type=int, default=60)
     ap.add_argument("--passages", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ll", default=None, help="LM for the log-likelihood proxy, e.g. smollm2")
     a = ap.parse_args()
 
     import ctxcomp
@@ -78,18 +84,24 @@ def main() -> None:
 
     rows = leads()
     tok = ctxcomp.get_tokenizer("cl100k_base")
+    ll = None
+    if a.ll:
+        from evals.longbench.proxies import AnswerLogLikelihood
+
+        ll = AnswerLogLikelihood(a.ll)
     comps = {v: load_default(**parse_variant(v)) for v in a.variants}
 
-    def contexts(rng: random.Random) -> list[tuple[str, str, list[str]]]:
-        """(shape, context, answers) for one draw of each shape."""
-        out = []
+    def contexts(rng: random.Random) -> list[tuple[str, str, list[str], str | None]]:
+        """(shape, context, answers, the log-likelihood prompt's tail) per shape."""
+        out: list[tuple[str, str, list[str], str | None]] = []
         shots = rng.sample(rows, a.shots + 1)
         seen = {r["topic"] for r in shots[1:]}
         q = next(r for r in rng.sample(rows, 50) if r["topic"] in seen and r not in shots)
         ctx = "\n\n".join(
             f"Text: {_SENT.split(r['text'])[0]}\nTopic: {r['topic']}" for r in shots[1:]
         )
-        out.append(("few-shot label", ctx, [q["topic"]]))
+        tail = f"\n\nText: {_SENT.split(q['text'])[0]}\nTopic:"
+        out.append(("few-shot label", ctx, [q["topic"]], tail))
         ps = rng.sample(rows, a.passages)
         ctx = "\n\n".join(f"Passage {i + 1}:\n{p['text']}" for i, p in enumerate(ps))
         target = rng.choice(ps)
@@ -97,15 +109,17 @@ def main() -> None:
         sent = rng.choice(sents) if sents else target["text"]
         ents = _ENTITY.findall(sent)
         if ents:
-            out.append(("passages, short answer", ctx, [rng.choice(ents)]))
-        out.append(("passages, long answer", ctx, [sent]))
+            ent = rng.choice(ents)
+            cloze = "\n\nQuoted from the passages above: " + sent[: sent.index(ent)].rstrip()
+            out.append(("passages, short answer", ctx, [ent], cloze))
+        out.append(("passages, long answer", ctx, [sent], None))
         return out
 
     for ratio in a.ratios:
         rng = random.Random(a.seed)
         scores: dict[tuple[str, str], list[float]] = {}
         for i in range(a.n):
-            for shape, ctx, answers in contexts(rng):
+            for shape, ctx, answers, tail in contexts(rng):
                 budget = int(ratio * tok.count(ctx))
                 units = lexical_units(ctx)
                 order = list(range(len(units)))
@@ -119,7 +133,14 @@ def main() -> None:
                     scores.setdefault((shape, name), []).append(
                         answer_span_recall(out, answers) or 0.0
                     )
-        print(f"ratio {ratio}: answer-span recall on Wikipedia-lead development contexts")
+                    if ll is not None and tail is not None:
+                        scores.setdefault((shape + " LL", name), []).append(
+                            ll(out + tail, answers[0])
+                        )
+        print(
+            f"ratio {ratio}: answer-span recall (LL columns: mean answer log-likelihood, "
+            "nats/token) on Wikipedia-lead development contexts"
+        )
         shapes = sorted({s for s, _ in scores})
         names = list(dict.fromkeys(n for _, n in scores))
         print(f"  {'method':48s} " + " | ".join(f"{s} (n)" for s in shapes) + " | mean")
@@ -127,7 +148,8 @@ def main() -> None:
             vals = [np.mean(scores[(s, name)]) for s in shapes]
             ns = [len(scores[(s, name)]) for s in shapes]
             cells = " | ".join(f"{v:.3f} ({n})" for v, n in zip(vals, ns))
-            print(f"  {name:48s} {cells} | {np.mean(vals):.3f}")
+            span = [v for s_, v in zip(shapes, vals) if not s_.endswith(" LL")]
+            print(f"  {name:48s} {cells} | span mean {np.mean(span):.3f}")
 
 
 if __name__ == "__main__":

@@ -106,3 +106,31 @@ def test_bf16_backend_says_when_the_cpu_emulates_it(tiny_bert, monkeypatch):
     torch = pytest.importorskip("torch")
     assert next(comp._model.model.parameters()).dtype == torch.bfloat16
     assert next(model.parameters()).dtype == torch.float32  # the caller's model: untouched
+
+
+def test_auto_backend_resolves_by_cpu(tiny_bert, monkeypatch):
+    """"auto" is bf16 on CPUs that compute it natively and fp32 elsewhere; the resolved
+    backend is what the config (and so the cache key) records."""
+    from ctxcomp.compressors import _hf
+
+    model, tok = tiny_bert
+    monkeypatch.setattr(_hf, "cpu_has_bf16", lambda: False)
+    plain = ctxcomp.TokenClassifierCompressor(model, tok, device="cpu", backend="auto")
+    assert plain.model_info["backend"] == "torch"
+    monkeypatch.setattr(_hf, "cpu_has_bf16", lambda: True)
+    fast = ctxcomp.TokenClassifierCompressor(model, tok, device="cpu", backend="auto")
+    assert fast.model_info["backend"] == "torch-bf16"
+    assert plain.config_hash != fast.config_hash
+
+
+def test_embedded_default_uses_auto_unless_told():
+    from ctxcomp.compressors._hf import cpu_has_bf16
+    from ctxcomp.models import load_default
+
+    want = "torch-bf16" if cpu_has_bf16() else "torch"
+    assert load_default().model_info["backend"] == want
+    assert load_default(backend="torch").model_info["backend"] == "torch"
+    from ctxcomp.pipeline import PipelineConfig, build
+
+    assert build(PipelineConfig(coarse=False)).model_info["backend"] == want
+    assert build(PipelineConfig(coarse=False, backend="torch")).model_info["backend"] == "torch"

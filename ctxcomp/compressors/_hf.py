@@ -18,7 +18,7 @@ import numpy as np
 from .._deps import require
 from ..errors import InputError, ModelLoadError
 
-BACKENDS = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8")
+BACKENDS = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8", "auto")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "longformer")
 DEFAULT_WINDOW = 512
@@ -75,6 +75,8 @@ class HFTokenClassifier:
         self.fingerprint = fingerprint
         self.keep_label = keep_label
         self.device = pick_device(device)
+        if backend == "auto":  # bf16 where the CPU computes it natively; fp16 on CUDA; else fp32
+            backend = "torch-bf16" if self.device == "cpu" and cpu_has_bf16() else "torch"
         self.backend = backend
         model = model.eval()
         self._runner: Any = None

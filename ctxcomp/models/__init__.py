@@ -179,6 +179,8 @@ def load_delta_compressor(path: str | os.PathLike[str], **kwargs: Any) -> Any:
 
     model, tok, cfg = load_delta(path)
     kwargs.setdefault("keep_label", int(cfg.get("keep_label", 1)))
+    if cfg.get("backend"):
+        kwargs.setdefault("backend", cfg["backend"])
     for k, v in (cfg.get("compressor_options") or {}).items():
         kwargs.setdefault(k, v)
     return TokenClassifierCompressor(model, tok, **kwargs)
