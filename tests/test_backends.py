@@ -109,7 +109,7 @@ def test_bf16_backend_says_when_the_cpu_emulates_it(tiny_bert, monkeypatch):
 
 
 def test_auto_backend_resolves_by_cpu(tiny_bert, monkeypatch):
-    """"auto" is bf16 on CPUs that compute it natively and fp32 elsewhere; the resolved
+    """ "auto" is bf16 on CPUs that compute it natively and fp32 elsewhere; the resolved
     backend is what the config (and so the cache key) records."""
     from ctxcomp.compressors import _hf
 
@@ -134,3 +134,26 @@ def test_embedded_default_uses_auto_unless_told():
 
     assert build(PipelineConfig(coarse=False)).model_info["backend"] == want
     assert build(PipelineConfig(coarse=False, backend="torch")).model_info["backend"] == "torch"
+
+
+def test_bf16_runs_through_onednn_graph_where_native(tiny_bert):
+    """On CPUs with native bf16 the bf16 backend runs a oneDNN Graph trace; it serves any
+    batch shape and matches eager bf16 within bfloat16 noise."""
+    torch = pytest.importorskip("torch")
+    from ctxcomp.compressors import _hf
+
+    if not _hf.cpu_has_bf16():
+        pytest.skip("this CPU has no native bfloat16")
+    model, tok = tiny_bert
+    comp = ctxcomp.TokenClassifierCompressor(model, tok, device="cpu", backend="torch-bf16")
+    m = comp._model
+    assert isinstance(m._runner, _hf._OneDNNGraph)
+    assert next(model.parameters()).dtype == torch.float32  # the caller's model: untouched
+    rng = np.random.default_rng(0)
+    windows = [rng.integers(5, 500, size=n).astype(np.int64) for n in (7, 130, 40, 1, 64)]
+    fast = m.predict(windows)
+    m._runner = None  # the same bf16 weights, eager
+    slow = m.predict(windows)
+    for a, b in zip(fast, slow):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, atol=0.05)
