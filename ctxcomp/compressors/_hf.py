@@ -76,14 +76,15 @@ class HFTokenClassifier:
         self.fingerprint = fingerprint
         self.keep_label = keep_label
         self.device = pick_device(device)
+        native_bf16 = backend in ("auto", "torch-bf16") and self.device == "cpu" and cpu_has_bf16()
         if backend == "auto":  # bf16 where the CPU computes it natively; fp16 on CUDA; else fp32
-            backend = "torch-bf16" if self.device == "cpu" and cpu_has_bf16() else "torch"
+            backend = "torch-bf16" if native_bf16 else "torch"
         self.backend = backend
         model = model.eval()
         self._runner: Any = None
         if backend not in ("torch", "torch-bf16") and self.device != "cpu":
             raise InputError(f"backend {backend!r} runs on the CPU; use device='cpu'")
-        if backend == "torch-bf16" and self.device == "cpu" and not cpu_has_bf16():
+        if backend == "torch-bf16" and self.device == "cpu" and not native_bf16:
             warnings.warn(
                 "backend 'torch-bf16': this CPU has no native bfloat16 (AVX512-BF16 or AMX), "
                 "so it is emulated and slower than 'torch'; use backend='onnx' here",
@@ -105,7 +106,7 @@ class HFTokenClassifier:
             if not owned:
                 model = copy.deepcopy(model)
             model = model.to(device=self.device, dtype=torch.bfloat16)
-            if self.device == "cpu" and cpu_has_bf16():
+            if native_bf16:
                 self._runner = _OneDNNGraph.build(torch, model)
         else:
             dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
@@ -207,18 +208,17 @@ class _OneDNNGraph:
     @classmethod
     def build(cls, torch: Any, model: Any) -> _OneDNNGraph | None:
         """Trace ``model`` (bf16, CPU); None when tracing fails (eager bf16 is used then)."""
-        attn = getattr(model.config, "_attn_implementation", None)
         return_dict = model.config.return_dict
         try:
-            if attn not in (None, "eager") and hasattr(model, "set_attn_implementation"):
-                model.set_attn_implementation("eager")  # the pattern oneDNN Graph fuses
             model.config.return_dict = False
             ids = torch.full((2, 16), 5, dtype=torch.int64)
-            with warnings.catch_warnings(), torch.no_grad(), _onednn_fusion(torch):
+            # eager attention: the matmul/softmax pattern oneDNN Graph fuses
+            with eager_attention(model), warnings.catch_warnings(), torch.no_grad():
                 warnings.simplefilter("ignore")
-                traced = torch.jit.freeze(
-                    torch.jit.trace(model, (ids, torch.ones_like(ids)), check_trace=False)
-                )
+                with _onednn_fusion(torch):
+                    traced = torch.jit.freeze(
+                        torch.jit.trace(model, (ids, torch.ones_like(ids)), check_trace=False)
+                    )
             return cls(torch, traced)
         except Exception as exc:  # tracing fails in many ways on exotic models
             warnings.warn(
@@ -229,8 +229,6 @@ class _OneDNNGraph:
             return None
         finally:
             model.config.return_dict = return_dict
-            if attn not in (None, "eager") and hasattr(model, "set_attn_implementation"):
-                model.set_attn_implementation(attn)
 
     def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Logits (float32) of int64 ``ids`` / ``mask`` arrays, as ``OnnxRunner`` gives."""
@@ -238,6 +236,26 @@ class _OneDNNGraph:
         with _onednn_fusion(torch):
             logits = self._traced(torch.from_numpy(ids), torch.from_numpy(mask))[0]
         return np.asarray(logits.float().numpy(), dtype=np.float32)
+
+
+@contextlib.contextmanager
+def eager_attention(model: Any) -> Iterator[None]:
+    """``model`` with eager (matmul + softmax) attention inside the block, its own outside:
+    tracers (ONNX export, TorchScript) see the pattern that fusers recognise, where SDPA is
+    one opaque op. Models that cannot switch are left as they are."""
+    old = getattr(model.config, "_attn_implementation", None)
+    switched = False
+    if old not in (None, "eager") and hasattr(model, "set_attn_implementation"):
+        try:
+            model.set_attn_implementation("eager")
+            switched = True
+        except (ValueError, TypeError, AttributeError):
+            switched = False
+    try:
+        yield
+    finally:
+        if switched:
+            model.set_attn_implementation(old)
 
 
 @contextlib.contextmanager

@@ -78,17 +78,10 @@ def _quiet() -> Iterator[None]:
 
 def _export(model: Any, out: Path) -> None:
     """Trace ``model`` to ONNX with dynamic batch and sequence axes, eager attention."""
+    from ._hf import eager_attention
+
     torch = require("torch")
-    config = model.config
-    old_attn = getattr(config, "_attn_implementation", None)
-    switched = False
-    if old_attn not in (None, "eager") and hasattr(model, "set_attn_implementation"):
-        try:
-            model.set_attn_implementation("eager")
-            switched = True
-        except (ValueError, TypeError, AttributeError):
-            switched = False
-    try:
+    with eager_attention(model):
         ids = torch.full((2, 16), 5, dtype=torch.int64)
         mask = torch.ones_like(ids)
         dyn = {0: "batch", 1: "sequence"}
@@ -117,9 +110,6 @@ def _export(model: Any, out: Path) -> None:
                 dynamo=False,
                 **({"external_data": True} if big else {}),
             )
-    finally:
-        if switched:
-            model.set_attn_implementation(old_attn)
 
 
 def _optimise(src: Path, out: Path, config: Any) -> None:

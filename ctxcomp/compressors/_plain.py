@@ -60,19 +60,29 @@ def plain_text(text: str, cps: np.ndarray | None = None) -> bool:
     return bool(ok.all())
 
 
-def plain_text_tokenizer(tok: Any) -> Any | None:
-    """A copy of ``tok`` with the normalizer BERT's reduces to on plain text, or None when
-    ``tok`` is not a BERT-normalised tokenizer (other families take the general path)."""
+def tokenizer_spec(tok: Any) -> tuple[str, dict[str, Any]] | None:
+    """The serialised tokenizer and its parsed JSON, or None for objects that are not a
+    ``tokenizers.Tokenizer`` (e.g. a test double). Serialising costs milliseconds on large
+    vocabularies: callers that ask several questions of one tokenizer pass it along."""
     to_str = getattr(tok, "to_str", None)
-    if to_str is None:  # not a tokenizers.Tokenizer (e.g. a test double)
+    if to_str is None:
         return None
     spec = to_str()
-    cfg = json.loads(spec).get("normalizer") or {}
+    return spec, json.loads(spec)
+
+
+def plain_text_tokenizer(tok: Any, spec: tuple[str, dict[str, Any]] | None = None) -> Any | None:
+    """A copy of ``tok`` with the normalizer BERT's reduces to on plain text, or None when
+    ``tok`` is not a BERT-normalised tokenizer (other families take the general path)."""
+    spec = spec or tokenizer_spec(tok)
+    if spec is None:
+        return None
+    cfg = spec[1].get("normalizer") or {}
     if cfg.get("type") != "BertNormalizer" or not cfg.get("clean_text", True):
         return None
     from tokenizers import Tokenizer, normalizers
 
-    plain = Tokenizer.from_str(spec)
+    plain = Tokenizer.from_str(spec[0])
     # accent stripping and CJK padding are no-ops on plain text
     plain.normalizer = normalizers.Lowercase() if cfg.get("lowercase", True) else None
     return plain
@@ -98,13 +108,12 @@ def _classes() -> tuple[np.ndarray, re.Pattern[str]]:
     return table, re.compile(f"[{word}]+|[{punct}]")
 
 
-def is_wordpiece_bert(tok: Any) -> bool:
+def is_wordpiece_bert(tok: Any, spec: tuple[str, dict[str, Any]] | None = None) -> bool:
     """True for a tokenizers.Tokenizer with BERT's pre-tokenizer and a WordPiece model."""
-    to_str = getattr(tok, "to_str", None)
-    if to_str is None:
+    spec = spec or tokenizer_spec(tok)
+    if spec is None:
         return False
-    cfg = json.loads(to_str())
-    pre, model = cfg.get("pre_tokenizer") or {}, cfg.get("model") or {}
+    pre, model = spec[1].get("pre_tokenizer") or {}, spec[1].get("model") or {}
     return pre.get("type") == "BertPreTokenizer" and model.get("type") == "WordPiece"
 
 

@@ -41,7 +41,13 @@ from ..structure import (
     whitespace_mask,
 )
 from ..tokens import DEFAULT_READER, ReaderTokenizer, count_many, get_tokenizer
-from ._plain import WordPieceMemo, is_wordpiece_bert, plain_text, plain_text_tokenizer
+from ._plain import (
+    WordPieceMemo,
+    is_wordpiece_bert,
+    plain_text,
+    plain_text_tokenizer,
+    tokenizer_spec,
+)
 from .base import Compressor, Guidance, ProgressCallback
 
 DEFAULT_FORCE_TOKENS: tuple[str, ...] = ("\n", "?", "!", ".")
@@ -169,10 +175,11 @@ class TokenClassifierCompressor(Compressor):
             max_chunk_tokens=max_chunk_tokens,
         )
         self._tok = self._model.backend_tokenizer
-        self._tok_plain = plain_text_tokenizer(self._tok)
+        spec = tokenizer_spec(self._tok)  # serialised once for both questions below
+        self._tok_plain = plain_text_tokenizer(self._tok, spec)
         self._words = (
             WordPieceMemo(self._tok_plain, self._tok)
-            if self._tok_plain is not None and is_wordpiece_bert(self._tok)
+            if self._tok_plain is not None and is_wordpiece_bert(self._tok, spec)
             else None
         )
         self._window = self._model.max_chunk_tokens
@@ -309,11 +316,10 @@ class TokenClassifierCompressor(Compressor):
     def _analyse(self, text: str) -> _DocTokens:
         o = self.options
         cps = codepoints(text)
-        ws = whitespace_mask(cps)
         ids, offs, wids, trimmed = self._tokenize(text, cps)
         s, e = offs[:, 0].copy(), offs[:, 1].copy()
         # trim whitespace some tokenizers include in offsets (sentencepiece "▁")
-        nonws = np.flatnonzero(~ws) if not trimmed else np.zeros(0, np.int64)
+        nonws = np.zeros(0, np.int64) if trimmed else np.flatnonzero(~whitespace_mask(cps))
         if nonws.size and s.size:
             j = np.searchsorted(nonws, s)
             nxt = np.where(j < nonws.size, nonws[np.minimum(j, nonws.size - 1)], len(text))
