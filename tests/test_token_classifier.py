@@ -361,6 +361,68 @@ def test_repeat_cover_keeps_one_occurrence_of_recurring_words(minilm_classifier_
         TokenClassifierCompressor(str(minilm_classifier_dir), device="cpu", repeat_cover=1.5)
 
 
+def test_label_cover_keeps_label_lines(minilm_classifier_dir, reader):
+    """label_cover lifts the short lines of a recurring "Field: value" field (a few-shot
+    prompt's labels): scope "best" one occurrence of each distinct line, "all" every one; the
+    long-valued field ("Question") is not a label field; output stays a subsequence."""
+    qs = [
+        "what river runs through the old city of rome",
+        "who wrote the first novel about a whale hunt",
+        "where is the tallest mountain on the african continent",
+        "who painted the ceiling of the sistine chapel in rome",
+    ]
+    labels = ["Other location", "Individual", "Other location", "Individual"]
+    text = "\n\n".join(f"Question: {q}\nType: {t}" for q, t in zip(qs, labels))
+    low = {"type", "other", "location", "individual", "question"}
+
+    def make(**kw):
+        c = TokenClassifierCompressor(str(minilm_classifier_dir), device="cpu", **kw)
+
+        def predict(windows, progress=None):
+            out = []
+            for win in windows:
+                toks = [c._tok.id_to_token(i) for i in win.tolist()]
+                # the second of each label scores a little better than the first
+                seen: dict[str, int] = {}
+                probs = []
+                for t in toks:
+                    if t in low:
+                        seen[t] = seen.get(t, 0) + 1
+                        probs.append(0.02 * seen[t])
+                    else:
+                        probs.append(0.6)
+                out.append(np.array(probs, dtype=np.float32))
+            return out
+
+        c._model.predict = predict
+        return c
+
+    budget = reader.count(text) // 2
+    plain = make().compress(text, target_tokens=budget)
+    best = make(label_cover=1.0).compress(text, target_tokens=budget)
+    every = make(label_cover=1.0, label_scope="all").compress(text, target_tokens=budget)
+    assert "location" not in plain.text.lower() and "individual" not in plain.text.lower()
+    for r in (plain, best, every):
+        assert reader.count(r.text) <= budget
+        check_result(r, [text], reader)
+    # best: each distinct label line once, whole, with its field name: the better-scored one
+    assert best.text.count("Type: Other location") == 1
+    assert best.text.count("Type: Individual") == 1
+    second = text.index("Other location", text.index("Other location") + 1)
+    kept = [(a, b) for _, a, b in best.spans]
+    assert any(a <= second < b for a, b in kept)  # the better-scored occurrence
+    assert not any(a <= text.index("Other location") < b for a, b in kept)
+    # all: every label line
+    assert every.text.count("Type: Other location") == 2
+    assert every.text.count("Type: Individual") == 2
+    assert "Question:" not in every.text  # the long-valued field is no label
+    assert len({plain.config_hash, best.config_hash, every.config_hash}) == 3
+    with pytest.raises(InputError, match="label_cover"):
+        TokenClassifierCompressor(str(minilm_classifier_dir), device="cpu", label_cover=2.0)
+    with pytest.raises(InputError, match="label_scope"):
+        TokenClassifierCompressor(str(minilm_classifier_dir), device="cpu", label_scope="some")
+
+
 def test_cached_compressor_memoises_analyses_exactly(minilm_classifier_dir, essays):
     """With a cache, recurring documents skip tokenisation through a bounded LRU keyed by
     the exact text: results equal an uncached compressor's, a one-character edit is a new
@@ -383,3 +445,87 @@ def test_cached_compressor_memoises_analyses_exactly(minilm_classifier_dir, essa
         small.put(t, cached._analyse(t))
         assert small._tokens <= 1500 and small._tokens == sum(d.ids.size for d in small._d.values())
     assert plain._memo is None  # no cache, no memo
+
+
+def _label_lines_reference(plan, scope):
+    """label_cover's definition, one line at a time."""
+    from ctxcomp.compressors.token_classifier import _FIELD_LINE
+
+    out, found, best = np.zeros(plan.n), [], {}
+    for di, t in enumerate(plan.texts):
+        for m in _FIELD_LINE.finditer(t):
+            f, v = " ".join(m.group(1).casefold().split()), " ".join(m.group(2).split())
+            found.append((di, m.start(1), m.end(2), f, v))
+    sizes: dict[str, list[int]] = {}
+    for *_, f, v in found:
+        sizes.setdefault(f, []).append(len(v.split()))
+    fields = {f for f, n in sizes.items() if len(n) >= 3 and np.median(n) <= 6}
+    ok = ~plan.forced & ~plan.excluded
+    for di, a, b, f, v in found:
+        if f not in fields or len(v.split()) > 6:
+            continue
+        idx = [i for i in range(plan.n) if plan.doc[i] == di and a <= plan.starts[i] < b and ok[i]]
+        if not idx:
+            continue
+        if scope == "all":
+            out[idx] = 1.0
+            continue
+        k, score = (f, v.casefold()), plan.probs[idx].mean()
+        if k not in best or score > best[k][0]:  # the first of equal scores
+            best[k] = (score, idx)
+    for _, idx in best.values():
+        out[idx] = 1.0
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_label_lines_match_reference(seed):
+    """The vectorised label-line cover equals its one-line-at-a-time definition on random
+    multi-document plans (field lines, long-valued fields, bare lines, forced units)."""
+    import random
+    import re
+
+    from ctxcomp.compressors.token_classifier import _label_lines
+    from ctxcomp.selection import Plan
+
+    rng = random.Random(seed)
+    words = ["what", "who", "where", "river", "city", "novel", "mountain", "painted"]
+    fields = ["Type", "Question", "Answer", "Speaker one"]
+    values = ["Other location", "Individual", "Date", "x y z w v u t", "Paris"]
+    for trial in range(100):
+        texts = []
+        for _ in range(rng.randint(1, 3)):
+            lines = []
+            for _ in range(rng.randint(0, 12)):
+                v = (
+                    rng.choice(values)
+                    if rng.random() < 0.7
+                    else " ".join(rng.choices(words, k=rng.randint(1, 9)))
+                )
+                lines.append(f"{rng.choice(fields)}: {v}" if rng.random() < 0.9 else v)
+            texts.append("\n".join(lines))
+        spans = [
+            (d, m.start(), m.end()) for d, t in enumerate(texts) for m in re.finditer(r"\S+", t)
+        ]
+        n = len(spans)
+        if n < 2:
+            continue
+        doc, starts, ends = (np.array(c, dtype=np.int64) for c in zip(*spans))
+        z = np.zeros(n, bool)
+        plan = Plan(
+            texts=texts,
+            separator="\n\n",
+            doc=doc,
+            starts=starts,
+            ends=ends,
+            probs=np.random.default_rng(trial).random(n),
+            forced=np.array([rng.random() < 0.1 for _ in range(n)]),
+            protected=z,
+            excluded=np.array([rng.random() < 0.05 for _ in range(n)]),
+            force_code=np.full(n, -1),
+            gap=np.zeros(n, np.int64),
+            nospace_first=z,
+            nospace_last=z,
+        )
+        for scope in ("all", "best"):
+            assert np.array_equal(_label_lines(plan, scope), _label_lines_reference(plan, scope))

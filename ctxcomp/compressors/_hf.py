@@ -213,9 +213,9 @@ class _OneDNNGraph:
             model.config.return_dict = False
             ids = torch.full((2, 16), 5, dtype=torch.int64)
             # eager attention: the matmul/softmax pattern oneDNN Graph fuses
-            with eager_attention(model), warnings.catch_warnings(), torch.no_grad():
+            with eager_attention(model), quiet_transformers(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                with _onednn_fusion(torch):
+                with _onednn_fusion(torch), torch.no_grad():
                     traced = torch.jit.freeze(
                         torch.jit.trace(model, (ids, torch.ones_like(ids)), check_trace=False)
                     )
@@ -256,6 +256,21 @@ def eager_attention(model: Any) -> Iterator[None]:
     finally:
         if switched:
             model.set_attn_implementation(old)
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' logging at error level: tracers probe every attribute of every module,
+    and properties such as ``loss_function`` of a headless submodule log a warning meant for
+    training code."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 @contextlib.contextmanager

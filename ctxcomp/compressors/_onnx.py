@@ -78,10 +78,10 @@ def _quiet() -> Iterator[None]:
 
 def _export(model: Any, out: Path) -> None:
     """Trace ``model`` to ONNX with dynamic batch and sequence axes, eager attention."""
-    from ._hf import eager_attention
+    from ._hf import eager_attention, quiet_transformers
 
     torch = require("torch")
-    with eager_attention(model):
+    with eager_attention(model), quiet_transformers():
         ids = torch.full((2, 16), 5, dtype=torch.int64)
         mask = torch.ones_like(ids)
         dyn = {0: "batch", 1: "sequence"}

@@ -80,12 +80,25 @@ class TokenClassifierOptions:
     # ones. Few-shot labels, recurring names and terms repeat; an answer that is one of
     # them needs it once. 0 = off.
     repeat_cover: float = 0.0
+    # Added to the selection score of the words of "label lines": short "Field: value"
+    # lines (a value of at most LABEL_MAX_WORDS words) of a field that starts at least three
+    # lines of the request with values of at most that median length ("Type: Other
+    # location", "Sentiment: negative", "Answer: Paris" in a few-shot prompt; not its
+    # "Question: ..." lines). Scope "best" covers the best-scored occurrence of each distinct
+    # line, "all" every occurrence: the label lines are what a reader copies the answer's
+    # format and label set from, and they are cheap next to the examples. 0 = off.
+    label_cover: float = 0.0
+    label_scope: str = "best"  # or "all"
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.neighbor_weight) < 1.0:
             raise InputError(f"neighbor_weight must be in [0, 1), got {self.neighbor_weight!r}")
         if not 0.0 <= float(self.repeat_cover) <= 1.0:
             raise InputError(f"repeat_cover must be in [0, 1], got {self.repeat_cover!r}")
+        if not 0.0 <= float(self.label_cover) <= 1.0:
+            raise InputError(f"label_cover must be in [0, 1], got {self.label_cover!r}")
+        if self.label_scope not in ("best", "all"):
+            raise InputError(f"label_scope must be 'best' or 'all', got {self.label_scope!r}")
         if self.mode not in MODES:
             raise InputError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.token_to_word not in ("mean", "first"):
@@ -212,6 +225,11 @@ class TokenClassifierCompressor(Compressor):
             "separator": o.separator,
             **({"neighbor_weight": o.neighbor_weight} if o.neighbor_weight else {}),
             **({"repeat_cover": o.repeat_cover} if o.repeat_cover else {}),
+            **(
+                {"label_cover": o.label_cover, "label_scope": o.label_scope}
+                if o.label_cover
+                else {}
+            ),
         }
 
     def compress_batch(
@@ -529,6 +547,9 @@ class TokenClassifierCompressor(Compressor):
             plan.probs = (1.0 - w) * raw + w * np.maximum(left, right)
         if self.options.repeat_cover and plan.n > 1:
             plan.probs = plan.probs + self.options.repeat_cover * _first_of_repeats(plan)
+        if self.options.label_cover and plan.n > 1:
+            lab = _label_lines(plan, self.options.label_scope)
+            plan.probs = plan.probs + self.options.label_cover * lab
         if g.bias is not None and plan.n:
             bias = np.zeros(plan.n)
             for i, d in enumerate(dts):
@@ -840,6 +861,63 @@ def _first_of_repeats(plan: Plan) -> np.ndarray:
     head = np.ones(order.size, bool)
     head[1:] = grp[1:] != grp[:-1]
     out[sel[cand[order[head]]]] = 1.0
+    return out
+
+
+LABEL_MAX_WORDS = 6
+LABEL_MIN_FIELD_LINES = 3
+_FIELD_LINE = re.compile(r"(?m)^[ \t]*([^\W\d_][\w ()/'-]{0,30}?)[ \t]*:[ \t]*(\S[^\n]*?)[ \t]*$")
+
+
+def _label_lines(plan: Plan, scope: str) -> np.ndarray:
+    """1.0 on the selectable units of label lines (see ``TokenClassifierOptions.label_cover``):
+    of the best-scored occurrence of each distinct line (scope "best") or of all of them."""
+    out = np.zeros(plan.n)
+    lines: list[tuple[int, int, int, str, str]] = []  # doc, start, end, field, value
+    for di, text in enumerate(plan.texts):
+        if ":" in text:
+            for m in _FIELD_LINE.finditer(text):
+                field = " ".join(m.group(1).casefold().split())
+                lines.append((di, m.start(1), m.end(2), field, " ".join(m.group(2).split())))
+    sizes: dict[str, list[int]] = {}
+    for _, _, _, f, v in lines:
+        sizes.setdefault(f, []).append(len(v.split()))
+    # label fields: at least three lines, values mostly short ("Type", not "Question")
+    fields = {
+        f
+        for f, n in sizes.items()
+        if len(n) >= LABEL_MIN_FIELD_LINES and float(np.median(n)) <= LABEL_MAX_WORDS
+    }
+    lines = [x for x in lines if x[3] in fields and len(x[4].split()) <= LABEL_MAX_WORDS]
+    if not lines:
+        return out
+    # units of each line: positions in the joined text, one sorted array for all documents
+    offs = plan.doc_offsets()
+    pos = offs[plan.doc] + plan.starts
+    ldoc = np.fromiter((x[0] for x in lines), np.int64, count=len(lines))
+    i0 = np.searchsorted(pos, offs[ldoc] + np.fromiter((x[1] for x in lines), np.int64), "left")
+    i1 = np.searchsorted(pos, offs[ldoc] + np.fromiter((x[2] for x in lines), np.int64), "left")
+    selectable = ~plan.forced & ~plan.excluded
+    if scope == "best":
+        sel = selectable.astype(np.float64)
+        n_sel = np.concatenate(([0.0], np.cumsum(sel)))
+        p_sel = np.concatenate(([0.0], np.cumsum(plan.probs * sel)))
+        cnt = n_sel[i1] - n_sel[i0]
+        mean = np.where(cnt > 0, (p_sel[i1] - p_sel[i0]) / np.maximum(cnt, 1.0), -np.inf)
+        _, key = np.unique(
+            np.array([f"{x[3]}\0{x[4].casefold()}" for x in lines], dtype=object),
+            return_inverse=True,
+        )
+        # each distinct line's best-scored occurrence (ties: the first)
+        order = np.lexsort((np.arange(key.size), -mean, key))
+        head = np.ones(order.size, bool)
+        head[1:] = key[order][1:] != key[order][:-1]
+        pick = order[head]
+        i0, i1 = i0[pick], i1[pick]
+    cover = np.zeros(plan.n + 1, np.int64)
+    np.add.at(cover, i0, 1)
+    np.add.at(cover, i1, -1)
+    out[(np.cumsum(cover)[:-1] > 0) & selectable] = 1.0
     return out
 
 
