@@ -157,3 +157,33 @@ def test_bf16_runs_through_onednn_graph_where_native(tiny_bert):
     for a, b in zip(fast, slow):
         assert a.shape == b.shape
         np.testing.assert_allclose(a, b, atol=0.05)
+
+
+def test_onednn_graph_results_do_not_depend_on_history():
+    """TorchScript specialises per shape: a shape's first call and shapes past the
+    specialisation limit run unfused, with other numerics (a few hundredths of a logit on the
+    default model). The runner gives the same probabilities for the same windows whatever
+    the process ran before: first call or later, after dozens of other shapes."""
+    pytest.importorskip("torch")
+    from ctxcomp.compressors import _hf
+    from ctxcomp.models import load_default
+
+    if not _hf.cpu_has_bf16():
+        pytest.skip("this CPU has no native bfloat16")
+    rng = np.random.default_rng(1)
+    windows = [rng.integers(1000, 5000, size=n).astype(np.int64) for n in (300, 90, 200)]
+
+    def fresh():
+        m = load_default(backend="torch-bf16")._model
+        assert isinstance(m._runner, _hf._OneDNNGraph)
+        return m
+
+    first = fresh().predict(windows)
+    m = fresh()
+    for n in range(20, 420, 12):  # 34 other shapes, 1-3 rows each, before the same windows
+        m.predict([rng.integers(1000, 5000, size=n).astype(np.int64) for _ in range(1 + n % 3)])
+    later = m.predict(windows)
+    again = m.predict(windows)
+    for a, b, c in zip(first, later, again):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(b, c)

@@ -363,8 +363,9 @@ def test_repeat_cover_keeps_one_occurrence_of_recurring_words(minilm_classifier_
 
 def test_label_cover_keeps_label_lines(minilm_classifier_dir, reader):
     """label_cover lifts the short lines of a recurring "Field: value" field (a few-shot
-    prompt's labels): scope "best" one occurrence of each distinct line, "all" every one; the
-    long-valued field ("Question") is not a label field; output stays a subsequence."""
+    prompt's labels): scope "best" one occurrence of each distinct line, "all" every one,
+    the distinct ones first; the long-valued field ("Question") is not a label field;
+    output stays a subsequence."""
     qs = [
         "what river runs through the old city of rome",
         "who wrote the first novel about a whale hunt",
@@ -390,7 +391,7 @@ def test_label_cover_keeps_label_lines(minilm_classifier_dir, reader):
                         seen[t] = seen.get(t, 0) + 1
                         probs.append(0.02 * seen[t])
                     else:
-                        probs.append(0.6)
+                        probs.append(0.4)
                 out.append(np.array(probs, dtype=np.float32))
             return out
 
@@ -416,6 +417,12 @@ def test_label_cover_keeps_label_lines(minilm_classifier_dir, reader):
     assert every.text.count("Type: Other location") == 2
     assert every.text.count("Type: Individual") == 2
     assert "Question:" not in every.text  # the long-valued field is no label
+    # tiers: at any budget "all" keeps each label once before any twice
+    for b in range(4, budget, 3):
+        one = make(label_cover=1.0).compress(text, target_tokens=b).text
+        two = make(label_cover=1.0, label_scope="all").compress(text, target_tokens=b).text
+        for label in ("Type: Other location", "Type: Individual"):
+            assert (label in two) >= (label in one), (b, one, two)
     assert len({plain.config_hash, best.config_hash, every.config_hash}) == 3
     with pytest.raises(InputError, match="label_cover"):
         TokenClassifierCompressor(str(minilm_classifier_dir), device="cpu", label_cover=2.0)
@@ -469,12 +476,11 @@ def _label_lines_reference(plan, scope):
             continue
         if scope == "all":
             out[idx] = 1.0
-            continue
         k, score = (f, v.casefold()), plan.probs[idx].mean()
         if k not in best or score > best[k][0]:  # the first of equal scores
             best[k] = (score, idx)
     for _, idx in best.values():
-        out[idx] = 1.0
+        out[idx] = 2.0
     return out
 
 

@@ -84,9 +84,10 @@ class TokenClassifierOptions:
     # lines (a value of at most LABEL_MAX_WORDS words) of a field that starts at least three
     # lines of the request with values of at most that median length ("Type: Other
     # location", "Sentiment: negative", "Answer: Paris" in a few-shot prompt; not its
-    # "Question: ..." lines). Scope "best" covers the best-scored occurrence of each distinct
-    # line, "all" every occurrence: the label lines are what a reader copies the answer's
-    # format and label set from, and they are cheap next to the examples. 0 = off.
+    # "Question: ..." lines). The best-scored occurrence of each distinct line gets +2c; with
+    # scope "all" every other occurrence +c (each label once before any twice, then all of
+    # them). The label lines are what a reader copies the answer's format and label set from,
+    # and they are cheap next to the examples. 0 = off.
     label_cover: float = 0.0
     label_scope: str = "best"  # or "all"
 
@@ -545,10 +546,15 @@ class TokenClassifierCompressor(Compressor):
             left = np.concatenate(([0.0], np.where(same_l, pz[:-1], 0.0)))
             right = np.concatenate((np.where(same_l, pz[1:], 0.0), [0.0]))
             plan.probs = (1.0 - w) * raw + w * np.maximum(left, right)
-        if self.options.repeat_cover and plan.n > 1:
-            plan.probs = plan.probs + self.options.repeat_cover * _first_of_repeats(plan)
+        lab = None
         if self.options.label_cover and plan.n > 1:
             lab = _label_lines(plan, self.options.label_scope)
+        if self.options.repeat_cover and plan.n > 1:
+            rep = _first_of_repeats(plan)
+            if lab is not None:  # label lines have their own order: no word cover inside
+                rep[lab > 0] = 0.0
+            plan.probs = plan.probs + self.options.repeat_cover * rep
+        if lab is not None:
             plan.probs = plan.probs + self.options.label_cover * lab
         if g.bias is not None and plan.n:
             bias = np.zeros(plan.n)
@@ -870,8 +876,11 @@ _FIELD_LINE = re.compile(r"(?m)^[ \t]*([^\W\d_][\w ()/'-]{0,30}?)[ \t]*:[ \t]*(\
 
 
 def _label_lines(plan: Plan, scope: str) -> np.ndarray:
-    """1.0 on the selectable units of label lines (see ``TokenClassifierOptions.label_cover``):
-    of the best-scored occurrence of each distinct line (scope "best") or of all of them."""
+    """Label lines' selectable units (see ``TokenClassifierOptions.label_cover``): 2.0 on the
+    best-scored occurrence of each distinct line; with scope "all" 1.0 on the others. Scores
+    below are at most 2 (probability + repeat_cover), so with ``label_cover=1`` each label
+    line is kept once before anything else, and its other occurrences compete with the
+    recurring words."""
     out = np.zeros(plan.n)
     lines: list[tuple[int, int, int, str, str]] = []  # doc, start, end, field, value
     for di, text in enumerate(plan.texts):
@@ -898,26 +907,30 @@ def _label_lines(plan: Plan, scope: str) -> np.ndarray:
     i0 = np.searchsorted(pos, offs[ldoc] + np.fromiter((x[1] for x in lines), np.int64), "left")
     i1 = np.searchsorted(pos, offs[ldoc] + np.fromiter((x[2] for x in lines), np.int64), "left")
     selectable = ~plan.forced & ~plan.excluded
-    if scope == "best":
-        sel = selectable.astype(np.float64)
-        n_sel = np.concatenate(([0.0], np.cumsum(sel)))
-        p_sel = np.concatenate(([0.0], np.cumsum(plan.probs * sel)))
-        cnt = n_sel[i1] - n_sel[i0]
-        mean = np.where(cnt > 0, (p_sel[i1] - p_sel[i0]) / np.maximum(cnt, 1.0), -np.inf)
-        _, key = np.unique(
-            np.array([f"{x[3]}\0{x[4].casefold()}" for x in lines], dtype=object),
-            return_inverse=True,
-        )
-        # each distinct line's best-scored occurrence (ties: the first)
-        order = np.lexsort((np.arange(key.size), -mean, key))
-        head = np.ones(order.size, bool)
-        head[1:] = key[order][1:] != key[order][:-1]
-        pick = order[head]
-        i0, i1 = i0[pick], i1[pick]
-    cover = np.zeros(plan.n + 1, np.int64)
-    np.add.at(cover, i0, 1)
-    np.add.at(cover, i1, -1)
-    out[(np.cumsum(cover)[:-1] > 0) & selectable] = 1.0
+    sel = selectable.astype(np.float64)
+    n_sel = np.concatenate(([0.0], np.cumsum(sel)))
+    p_sel = np.concatenate(([0.0], np.cumsum(plan.probs * sel)))
+    cnt = n_sel[i1] - n_sel[i0]
+    mean = np.where(cnt > 0, (p_sel[i1] - p_sel[i0]) / np.maximum(cnt, 1.0), -np.inf)
+    _, key = np.unique(
+        np.array([f"{x[3]}\0{x[4].casefold()}" for x in lines], dtype=object),
+        return_inverse=True,
+    )
+    # each distinct line's best-scored occurrence (ties: the first)
+    order = np.lexsort((np.arange(key.size), -mean, key))
+    head = np.ones(order.size, bool)
+    head[1:] = key[order][1:] != key[order][:-1]
+    pick = order[head]
+
+    def covered(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        c = np.zeros(plan.n + 1, np.int64)
+        np.add.at(c, a, 1)
+        np.add.at(c, b, -1)
+        return (np.cumsum(c)[:-1] > 0) & selectable
+
+    out[covered(i0[pick], i1[pick])] = 2.0
+    if scope == "all":  # the other occurrences next: each label once before any twice
+        out[covered(i0, i1) & (out == 0.0)] = 1.0
     return out
 
 
