@@ -209,7 +209,7 @@ class _OneDNNGraph:
     specialisation limit (12 by default) — a few hundredths of a logit apart from the fused
     kernels, enough to flip a kept word, so the result would depend on what the process had
     compressed before. Inputs run in a bounded set of shapes (length padded to a multiple of
-    ``LEN_STEP``, rows in power-of-two blocks: at most 16 x 9 shapes for 512-token windows), the
+    ``LEN_STEP``, rows in power-of-two blocks: at most 16 x 10 shapes for 512-token windows), the
     specialisation limit is raised to cover them around this model's calls, and a shape's
     first call is run twice, the profiling run's output discarded.
     """
@@ -259,21 +259,37 @@ class _OneDNNGraph:
             pmask = np.zeros((b, width), dtype=np.int64)
             pid[:, :n], pmask[:, :n] = ids, mask
             ids, mask = pid, pmask
-        x, m = torch.from_numpy(ids), torch.from_numpy(mask)
         parts = []
         with _onednn_fusion(torch), _fusion_strategy(torch, [("STATIC", self.MAX_SHAPES)]):
             start = 0
-            for k in reversed(range(b.bit_length())):  # rows in power-of-two blocks: 13 = 8+4+1
-                if not b >> k & 1:
-                    continue
-                rows = slice(start, start + (1 << k))
-                start += 1 << k
-                logits = self._traced(x[rows], m[rows])[0]
-                if (1 << k, width) not in self._warm:  # that was the profiling run: unfused
-                    logits = self._traced(x[rows], m[rows])[0]
-                    self._warm.add((1 << k, width))
-                parts.append(logits[:, :n].float().numpy())
+            for rows, padded in _row_blocks(b):
+                x = torch.from_numpy(ids[start : start + rows])
+                m = torch.from_numpy(mask[start : start + rows])
+                start += rows
+                if padded > rows:  # all-padding rows, masked out, dropped below
+                    x = torch.cat((x, x.new_full((padded - rows, width), self._pad_id)))
+                    m = torch.cat((m, m.new_zeros((padded - rows, width))))
+                logits = self._traced(x, m)[0]
+                if (padded, width) not in self._warm:  # that was the profiling run: unfused
+                    logits = self._traced(x, m)[0]
+                    self._warm.add((padded, width))
+                parts.append(logits[:rows, :n].float().numpy())
         return np.asarray(np.concatenate(parts) if len(parts) > 1 else parts[0], dtype=np.float32)
+
+
+def _row_blocks(b: int) -> list[tuple[int, int]]:
+    """(rows, padded rows) blocks covering ``b`` rows, every padded size a power of two: the
+    rest is padded up when that adds at most a quarter (31 -> 32), else split (13 -> 8+4+1)."""
+    out = []
+    while b:
+        up = 1 << (b - 1).bit_length()
+        if up - b <= b // 4:
+            out.append((b, up))
+            break
+        k = 1 << (b.bit_length() - 1)
+        out.append((k, k))
+        b -= k
+    return out
 
 
 @contextlib.contextmanager
