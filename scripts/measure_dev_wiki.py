@@ -12,7 +12,7 @@ answer-span recall (``evals.longbench.proxies.answer_span_recall``, as the gate 
   LongBench's trec: the answer is a label that recurs in the context);
 - few-shot, fine labels: the same with "Text: ...\\nType: <one-line description>" over the
   leads of the 30 most frequent descriptions ("Family of birds", "Country in West Africa"):
-  multi-word labels, several dozen of them, as trec's ("Other location", "Individual");
+  thirty multi-word labels, as trec's ("Other location", "Individual");
 - multi-passage, short answer: ``--passages`` leads; the answer is a number or a run of
   capitalised words from one sentence of one lead (entity answers, as in multi-doc QA);
 - multi-passage, long answer: the same contexts; the answer is that whole sentence, scored

@@ -76,6 +76,8 @@ class HFTokenClassifier:
         self.fingerprint = fingerprint
         self.keep_label = keep_label
         self.device = pick_device(device)
+        self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+        limit = _position_limit(model.config, tokenizer)
         native_bf16 = backend in ("auto", "torch-bf16") and self.device == "cpu" and cpu_has_bf16()
         if backend == "auto":  # bf16 where the CPU computes it natively; fp16 on CUDA; else fp32
             backend = "torch-bf16" if native_bf16 else "torch"
@@ -107,12 +109,7 @@ class HFTokenClassifier:
                 model = copy.deepcopy(model)
             model = model.to(device=self.device, dtype=torch.bfloat16)
             if native_bf16:
-                self._runner = _OneDNNGraph.build(
-                    torch,
-                    model,
-                    pad_id=int(tokenizer.pad_token_id or 0),
-                    max_len=_position_limit(model.config, tokenizer),
-                )
+                self._runner = _OneDNNGraph.build(torch, model, self.pad_id, limit)
         else:
             dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
             model = model.to(device=self.device, dtype=dtype)
@@ -126,8 +123,6 @@ class HFTokenClassifier:
         with_sp = list(tokenizer("a b", add_special_tokens=True)["input_ids"])
         without = list(tokenizer("a b", add_special_tokens=False)["input_ids"])
         self.prefix, self.suffix = _split_specials(with_sp, without)
-        self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
-        limit = _position_limit(model.config, tokenizer)
         window = (
             min(limit, DEFAULT_WINDOW)
             if max_chunk_tokens is None
