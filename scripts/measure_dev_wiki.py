@@ -127,28 +127,30 @@ def main() -> None:
         ll = AnswerLogLikelihood(a.ll)
     comps = {v: load_default(**parse_variant(v)) for v in a.variants}
 
+    def few_shot(
+        rng: random.Random, pool: list[dict[str, Any]], key: str, field: str, shape: str
+    ) -> tuple[str, str, list[str], str | None]:
+        """``--shots`` "Text: <first sentence>\\n<field>: <label>" examples; the answer is the
+        label of a held-out lead whose label occurs among them."""
+        shots = rng.sample(pool, a.shots + 1)
+        seen = {r[key] for r in shots[1:]}
+        q = next(r for r in rng.sample(pool, 50) if r[key] in seen and r not in shots)
+        ctx = "\n\n".join(
+            f"Text: {_SENT.split(r['text'])[0]}\n{field}: {r[key]}" for r in shots[1:]
+        )
+        tail = f"\n\nText: {_SENT.split(q['text'])[0]}\n{field}:"
+        return (shape, ctx, [q[key]], tail)
+
     def contexts(
         rng: random.Random, frng: random.Random
     ) -> list[tuple[str, str, list[str], str | None]]:
         """(shape, context, answers, the log-likelihood prompt's tail) per shape."""
-        out: list[tuple[str, str, list[str], str | None]] = []
-        # its own random stream: the other shapes' contexts are those of earlier runs
-        shots = frng.sample(fine, a.shots + 1)
-        seen = {r["description"] for r in shots[1:]}
-        q = next(r for r in frng.sample(fine, 50) if r["description"] in seen and r not in shots)
-        ctx = "\n\n".join(
-            f"Text: {_SENT.split(r['text'])[0]}\nType: {r['description']}" for r in shots[1:]
-        )
-        tail = f"\n\nText: {_SENT.split(q['text'])[0]}\nType:"
-        out.append(("few-shot fine label", ctx, [q["description"]], tail))
-        shots = rng.sample(rows, a.shots + 1)
-        seen = {r["topic"] for r in shots[1:]}
-        q = next(r for r in rng.sample(rows, 50) if r["topic"] in seen and r not in shots)
-        ctx = "\n\n".join(
-            f"Text: {_SENT.split(r['text'])[0]}\nTopic: {r['topic']}" for r in shots[1:]
-        )
-        tail = f"\n\nText: {_SENT.split(q['text'])[0]}\nTopic:"
-        out.append(("few-shot label", ctx, [q["topic"]], tail))
+        # the fine-label shape has its own random stream: the other shapes' contexts are those
+        # of earlier runs
+        out = [
+            few_shot(frng, fine, "description", "Type", "few-shot fine label"),
+            few_shot(rng, rows, "topic", "Topic", "few-shot label"),
+        ]
         ps = rng.sample(rows, a.passages)
         ctx = "\n\n".join(f"Passage {i + 1}:\n{p['text']}" for i, p in enumerate(ps))
         target = rng.choice(ps)

@@ -62,7 +62,8 @@ def model_dir(fingerprint: str, variant: str) -> Path:
 def _quiet() -> Iterator[None]:
     """Exporter/optimiser chatter (warnings, logging) is not the user's business."""
     loggers = [
-        logging.getLogger(n) for n in ("onnxruntime", "onnxruntime.transformers", "root", "")
+        logging.getLogger(n)
+        for n in ("onnxruntime", "onnxruntime.transformers", "transformers", "root", "")
     ]
     levels = [lg.level for lg in loggers]
     with warnings.catch_warnings():
@@ -78,10 +79,10 @@ def _quiet() -> Iterator[None]:
 
 def _export(model: Any, out: Path) -> None:
     """Trace ``model`` to ONNX with dynamic batch and sequence axes, eager attention."""
-    from ._hf import eager_attention, quiet_transformers
+    from ._hf import eager_attention
 
     torch = require("torch")
-    with eager_attention(model), quiet_transformers():
+    with eager_attention(model):
         ids = torch.full((2, 16), 5, dtype=torch.int64)
         mask = torch.ones_like(ids)
         dyn = {0: "batch", 1: "sequence"}

@@ -861,13 +861,16 @@ def _first_of_repeats(plan: Plan) -> np.ndarray:
     if not rep.any():
         return out
     cand = np.flatnonzero(rep)
-    # best-scored occurrence per word: sort by (word, -score, position), take each group's first
-    order = np.lexsort((cand, -plan.probs[sel][cand], inv[cand]))
-    grp = inv[cand][order]
-    head = np.ones(order.size, bool)
-    head[1:] = grp[1:] != grp[:-1]
-    out[sel[cand[order[head]]]] = 1.0
+    out[sel[cand[_best_of_groups(inv[cand], plan.probs[sel][cand])]]] = 1.0
     return out
+
+
+def _best_of_groups(group: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Index of the highest-scored member of each group (ties: the first)."""
+    order = np.lexsort((np.arange(group.size), -score, group))
+    head = np.ones(order.size, bool)
+    head[1:] = group[order][1:] != group[order][:-1]
+    return order[head]
 
 
 LABEL_MAX_WORDS = 6
@@ -916,11 +919,7 @@ def _label_lines(plan: Plan, scope: str) -> np.ndarray:
         np.array([f"{x[3]}\0{x[4].casefold()}" for x in lines], dtype=object),
         return_inverse=True,
     )
-    # each distinct line's best-scored occurrence (ties: the first)
-    order = np.lexsort((np.arange(key.size), -mean, key))
-    head = np.ones(order.size, bool)
-    head[1:] = key[order][1:] != key[order][:-1]
-    pick = order[head]
+    pick = _best_of_groups(key, mean)  # each distinct line's best-scored occurrence
 
     def covered(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         c = np.zeros(plan.n + 1, np.int64)
