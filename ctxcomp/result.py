@@ -11,6 +11,7 @@ import numpy as np
 
 from .budget import Budget
 from .errors import InputError
+from .validate import check_text
 
 
 @dataclass(frozen=True)
@@ -234,16 +235,5 @@ def _one(item: Any, i: int) -> Document:
         )
     if not isinstance(doc.text, str):
         raise InputError(f"document {i} text must be str, got {type(doc.text).__name__}")
-    _check_text(doc.text, i)
+    check_text(doc.text, f"document {i}")
     return doc
-
-
-def _check_text(text: str, i: int) -> None:
-    # Lone surrogates cannot be encoded and would crash tokenizers later: name them now.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InputError(
-            f"document {i} contains an invalid character at offset {exc.start} "
-            f"({text[exc.start]!r}): not valid Unicode text"
-        ) from exc

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import BudgetError
+from .newlines import line_ending, with_line_ending
 from .result import KeptSpan
 from .structure import GAP_NONE, GAP_SPACE, SEPARATORS
 from .tokens import ReaderTokenizer
@@ -52,10 +53,15 @@ class Plan:
         return self.separator.join(self.texts)
 
     @functools.cached_property
+    def gap_separators(self) -> tuple[str, ...]:
+        """SEPARATORS in the input's line ending (ctxcomp/newlines.py): output never mixes."""
+        return tuple(with_line_ending(x, line_ending(self.texts)) for x in SEPARATORS)
+
+    @functools.cached_property
     def sources(self) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
         """All documents' code points in one array, followed by the separator strings; the
         documents' offsets in it; where each separator string starts (for rendering)."""
-        extra = [x for x in dict.fromkeys((*SEPARATORS[1:], self.separator)) if x]
+        extra = [x for x in dict.fromkeys((*self.gap_separators[1:], self.separator)) if x]
         allt = "".join(self.texts)
         lens = np.array([len(t) for t in self.texts], dtype=np.int64)
         offs = np.concatenate(([0], np.cumsum(lens)[:-1])) if lens.size else lens
@@ -170,11 +176,11 @@ def _assemble(
         between[0] = False
         seg_start[between, 0] = where[dsep]
         seg_len[between, 0] = len(dsep)
-    for c in range(1, len(SEPARATORS)):
+    for c, gsep in enumerate(plan.gap_separators[1:], 1):
         m = ~new_doc & (sep_cls == c)
         if m.any():
-            seg_start[m, 1] = where[SEPARATORS[c]]
-            seg_len[m, 1] = len(SEPARATORS[c])
+            seg_start[m, 1] = where[gsep]
+            seg_len[m, 1] = len(gsep)
     a = doc_off[run_doc] + plan.starts[first]
     seg_start[:, 2] = a
     seg_len[:, 2] = doc_off[run_doc] + plan.ends[last] - a

@@ -67,7 +67,9 @@ def digit_mask(cps: np.ndarray) -> np.ndarray:
 
 
 def newline_mask(cps: np.ndarray) -> np.ndarray:
-    return (cps == 0x0A) | (cps == 0x2028) | (cps == 0x2029)
+    m = (cps == 0x0A) | (cps == 0x0D) | (cps == 0x2028) | (cps == 0x2029)
+    m[:-1] &= ~((cps[:-1] == 0x0D) & (cps[1:] == 0x0A))  # CRLF is one line break, CR alone one
+    return m
 
 
 def whitespace_mask(cps: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..budget import Budget
 from ..errors import InputError
+from ..newlines import document_separator
 from ..result import CompressionResult, Document, DocumentResult, UnitScores
 from ..selection import Plan, Rendered, select_global, select_per_chunk
 from ..structure import (
@@ -265,7 +266,8 @@ class TokenClassifierCompressor(Compressor):
         results: list[CompressionResult | None] = [None] * len(requests)
         pending: list[tuple[int, list[_DocTokens], int, int, str]] = []
         gs = list(guidance)
-        joins = [self.options.separator.join(d.text for d in docs) for docs in requests]
+        seps = [document_separator(self.options.separator, [d.text for d in r]) for r in requests]
+        joins = [sep.join(d.text for d in docs) for sep, docs in zip(seps, requests)]
         # reader token starts of each joined text; for long texts counted on a second thread
         # while this one runs the encoder's tokenizer (both release the GIL)
         starts_of = _ReaderStarts(self._reader, joins)
@@ -510,7 +512,7 @@ class TokenClassifierCompressor(Compressor):
         cat = np.concatenate
         return Plan(
             texts=[d.text for d in dts],
-            separator=o.separator,
+            separator=document_separator(o.separator, [d.text for d in dts]),
             doc=cat([np.full(d.unit_starts.size, i, dtype=np.int64) for i, d in enumerate(dts)]),
             starts=cat([d.unit_starts for d in dts]),
             ends=cat([d.unit_ends for d in dts]),
@@ -672,7 +674,7 @@ class TokenClassifierCompressor(Compressor):
             question_aware=g.question_aware,
             notes=notes,
             scores=tuple(scores),
-            separator=self.options.separator,
+            separator=plan.separator,
         )
 
     def _unchanged(
@@ -711,7 +713,7 @@ class TokenClassifierCompressor(Compressor):
             mode=self.options.mode,
             question_aware=g.question_aware,
             notes=(*g.notes, "budget at or above the input size: returned unchanged"),
-            separator=self.options.separator,
+            separator=document_separator(self.options.separator, [d.text for d in docs]),
         )
 
     # -- segment cache (ctxcomp.cache) ------------------------------------------------
