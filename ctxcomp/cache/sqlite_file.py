@@ -158,6 +158,16 @@ def owned(path: Path) -> bool:
         return False
 
 
+def check_writable(path: Path) -> None:
+    """A cache is written (and SQLite's -wal/-shm files created beside it): both the file
+    and its folder must be writable."""
+    for p, what in ((path, "file"), (path.parent, "folder")):
+        if not os.access(p, os.W_OK):
+            raise CacheError(
+                f"cache {str(path)!r}: its {what} is read-only; choose a writable cache path"
+            )
+
+
 def size_problem(path: Path) -> str | None:
     """Truncation visible from the file size and the header's page size."""
     try:
@@ -257,6 +267,7 @@ __all__ = [
     "LEGACY",
     "MISSING",
     "OURS",
+    "check_writable",
     "create",
     "ensure_parent",
     "explain",

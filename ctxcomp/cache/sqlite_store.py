@@ -129,6 +129,7 @@ class SQLiteStore:
         if state == sqlite_file.MISSING:
             sqlite_file.create(self.path, _create_schema)
             state = sqlite_file.inspect(self.path)
+        sqlite_file.check_writable(self.path)
         problem = sqlite_file.size_problem(self.path) if self.check != "none" else None
         if problem is None:
             c = None

@@ -1,6 +1,6 @@
 """Training checkpoints without pickle: one safetensors file per checkpoint.
 
-Tensors (trainable weights, optimizer moments, torch's RNG state) are safetensors tensors;
+Tensors (trainable weights, optimizer moments, torch's RNG states) are safetensors tensors;
 everything else (step, history, config, optimizer hyper-parameters, scheduler counters,
 Python's and NumPy's RNG states) is JSON in the file's metadata. Loading a checkpoint runs
 no code from it, whoever wrote the file. Files are written to a temporary name and renamed,
@@ -38,6 +38,7 @@ def save_checkpoint(
     weights: dict[str, Any],
     optimizer: Any,
     scheduler: Any,
+    generator: Any,
     history: list[dict[str, float]],
     config: dict[str, Any],
 ) -> None:
@@ -54,6 +55,7 @@ def save_checkpoint(
             else:
                 scalars.setdefault(str(idx), {})[k] = v
     tensors["rng/torch"] = torch.get_rng_state()
+    tensors["rng/batches"] = generator.get_state()
     np_state: Any = np.random.get_state()
     py_state = random.getstate()
     meta = {
@@ -79,9 +81,10 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    path: Path, *, model: Any, optimizer: Any, scheduler: Any, names: set[str]
+    path: Path, *, model: Any, optimizer: Any, scheduler: Any, generator: Any, names: set[str]
 ) -> tuple[int, list[dict[str, float]]]:
-    """Restore weights, optimizer, scheduler and RNG states; (step, history)."""
+    """Restore weights, optimizer, scheduler, RNG states and the batch-sampling
+    ``generator``; (step, history). A resumed run continues exactly as an uninterrupted one."""
     import torch
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -117,6 +120,7 @@ def load_checkpoint(
     npr = meta["rng"]["numpy"]
     np.random.set_state((npr[0], np.asarray(npr[1], dtype=np.uint32), npr[2], npr[3], npr[4]))
     torch.set_rng_state(tensors["rng/torch"])
+    generator.set_state(tensors["rng/batches"])
     return int(meta["step"]), list(meta["history"])
 
 

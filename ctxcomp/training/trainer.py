@@ -256,11 +256,11 @@ class Trainer:
         step = 0
         history: list[dict[str, float]] = []
         ck_dir = out / "checkpoints"
+        gen = torch.Generator().manual_seed(cfg.seed)  # batch sampling; checkpointed
         if cfg.resume:
-            step, history = self._resume(ck_dir, model, opt, sched, names)
+            step, history = self._resume(ck_dir, model, (opt, sched, gen), names)
             if step:
                 self.log(f"resumed from step {step}")
-        gen = torch.Generator().manual_seed(cfg.seed + step)
         loss_fn = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)
         bar = self._progress(total, "train")
         bar.update(step)
@@ -310,7 +310,7 @@ class Trainer:
                         f"step {step}: train loss {ema:.4f}, val loss {val_loss:.4f}, val accuracy {val_acc:.3f}"
                     )
             if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or last:
-                self._checkpoint(ck_dir, step, model, opt, sched, names, history)
+                self._checkpoint(ck_dir, step, model, (opt, sched, gen), names, history)
         bar.close()
         self.export(model, tok, out / "model", base_dir, base_entry, names, history)
         secs = time.perf_counter() - t_start
@@ -416,18 +416,19 @@ class Trainer:
         ck_dir: Path,
         step: int,
         model: Any,
-        opt: Any,
-        sched: Any,
+        state: tuple[Any, Any, Any],
         names: set[str],
         history: list[dict[str, float]],
     ) -> None:
+        """``state``: (optimizer, scheduler, batch-sampling generator)."""
         ck_dir.mkdir(parents=True, exist_ok=True)
         save_checkpoint(
             ck_dir / checkpoint_name(step),
             step=step,
             weights={k: v for k, v in model.state_dict().items() if k in names},
-            optimizer=opt,
-            scheduler=sched,
+            optimizer=state[0],
+            scheduler=state[1],
+            generator=state[2],
             history=history,
             config=asdict(self.cfg),
         )
@@ -435,13 +436,16 @@ class Trainer:
             p.unlink()
 
     def _resume(
-        self, ck_dir: Path, model: Any, opt: Any, sched: Any, names: set[str]
+        self, ck_dir: Path, model: Any, state: tuple[Any, Any, Any], names: set[str]
     ) -> tuple[int, list[dict[str, float]]]:
         cks = list_checkpoints(ck_dir)
         if not cks:
             self.log("no checkpoint to resume from: starting at step 0")
             return 0, []
-        return load_checkpoint(cks[-1], model=model, optimizer=opt, scheduler=sched, names=names)
+        opt, sched, gen = state
+        return load_checkpoint(
+            cks[-1], model=model, optimizer=opt, scheduler=sched, generator=gen, names=names
+        )
 
     # -- export -----------------------------------------------------------------------
 
