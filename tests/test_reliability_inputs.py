@@ -20,7 +20,6 @@ import ctxcomp
 from ctxcomp import Budget, BudgetError, InputError
 from ctxcomp.cli import app, read_text
 from ctxcomp.result import as_documents
-from ctxcomp.validate import check_question
 from tests.invariants import check_result
 
 C0 = [chr(i) for i in range(32)] + ["\x7f"]
@@ -48,6 +47,8 @@ def _outcome(fn, *args):
 @settings(max_examples=150, deadline=None)
 @given(before=_SAFE, ch=st.sampled_from(C0), after=_SAFE)
 def test_api_and_cli_accept_and_reject_the_same_characters(before: str, ch: str, after: str):
+    from ctxcomp.validate import check_question
+
     text = "word " + before + ch + after + " end"
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "in.txt"

@@ -23,7 +23,6 @@ from ctxcomp.cache import (
     SQLiteStore,
     as_cache,
 )
-from ctxcomp.cache.spec import open_store
 from ctxcomp.cache.tc import WINDOW_KIND
 from ctxcomp.errors import MissingDependencyError
 
@@ -65,6 +64,7 @@ def test_every_way_to_name_a_cache_resolves_redis_urls(
     scheme: str, redis_url: str, redis_unix_url: str, tmp_path: Path, monkeypatch
 ) -> None:
     from ctxcomp.cache.redis_store import RedisStore
+    from ctxcomp.cache.spec import open_store
 
     monkeypatch.chdir(tmp_path)
     url = redis_url if scheme == "tcp" else redis_unix_url
