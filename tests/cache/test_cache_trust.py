@@ -376,3 +376,40 @@ def test_pipeline_config_cache_key_reaches_the_cache(tmp_path: Path, minilm_clas
     )
     assert comp.cache.keyed
     assert KEY not in repr(ctxcomp.PipelineConfig(cache_key=KEY))
+
+
+class _StubEmbedder:
+    dim = 8
+    fingerprint = "stub"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        rng = np.random.default_rng(len(texts))
+        v = rng.standard_normal((len(texts), self.dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_index_rebuild_takes_only_sane_authenticated_embeddings() -> None:
+    pytest.importorskip("faiss")
+    from ctxcomp.cache.segment_cache import EMBEDDING_KIND
+
+    store = MemoryStore()
+    emb = _StubEmbedder()
+    keyed = SegmentCache(store, near=True, embedder=emb, key=KEY)
+    keyed.near_add("ns", ["k1", "k2"], emb.encode(["a", "b"]))
+    assert len(SegmentCache(store, near=True, embedder=emb, key=KEY).rebuild_index("ns")) == 2
+    assert len(SegmentCache(store, near=True, embedder=emb).rebuild_index("ns")) == 0  # no key
+    plain = SegmentCache(MemoryStore(), near=True, embedder=emb)
+    kind = f"{EMBEDDING_KIND}:{emb.fingerprint}"
+    v = emb.encode(["c"])[0]
+    plain.store.put_many(
+        "ns",
+        kind,
+        {
+            "ok": Artifact(EMBEDDING_KIND, {"v": v}).encode(),
+            "huge": Artifact(EMBEDDING_KIND, {"v": v * 1e30}).encode(),
+            "nan": Artifact(EMBEDDING_KIND, {"v": np.full(8, np.nan, np.float32)}).encode(),
+            "dim": Artifact(EMBEDDING_KIND, {"v": np.ones(4, np.float32) / 2}).encode(),
+        },
+    )
+    idx = plain.rebuild_index("ns")
+    assert len(idx) == 1
