@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .budget import Budget
+from .core.result import Result
 from .errors import InputError
 from .validate import check_text
 
@@ -70,7 +71,7 @@ class DocumentResult:
 
 
 @dataclass(frozen=True)
-class CompressionResult:
+class CompressionResult(Result):
     """What a compressor returns.
 
     ``text`` is the compressed prompt (the documents' pieces joined by ``separator``);
@@ -97,13 +98,6 @@ class CompressionResult:
     document_order: tuple[int, ...] | None = (
         None  # order of documents in ``text`` (None: input order)
     )
-
-    @property
-    def ratio(self) -> float:
-        """Compressed tokens / original tokens (1.0 when nothing was removed)."""
-        if self.original_tokens == 0:
-            return 1.0
-        return self.compressed_tokens / self.original_tokens
 
     @property
     def spans(self) -> tuple[KeptSpan, ...]:
