@@ -38,6 +38,7 @@ def __getattr__(name: str) -> Any:  # lazy: these need optional dependencies whe
 
 
 __all__ = [
+    "WINDOW_KIND",
     "Artifact",
     "CacheError",
     "CacheStats",
@@ -52,7 +53,6 @@ __all__ = [
     "Segment",
     "SegmentCache",
     "Store",
-    "WINDOW_KIND",
     "as_cache",
     "config_hash",
     "default_cache_path",
