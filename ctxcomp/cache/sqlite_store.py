@@ -33,41 +33,13 @@ from typing import Any
 
 from . import sqlite_file
 from .artifact import CacheError
+from .sqlite_schema import SCHEMA_VERSION, create_schema
 from .store import Eviction
 
 log = logging.getLogger("ctxcomp.cache")
 
-_SCHEMA_VERSION = 1
 _TOUCH_EVERY = 60.0  # seconds between last-access refreshes of one entry
 _CHUNK = 400  # keys per IN (...) query
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS entries (
-    ns TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value BLOB NOT NULL,
-    size INTEGER NOT NULL,
-    created REAL NOT NULL,
-    accessed REAL NOT NULL,
-    PRIMARY KEY (ns, kind, key)
-);
-CREATE INDEX IF NOT EXISTS entries_accessed ON entries (accessed);
-CREATE INDEX IF NOT EXISTS entries_created ON entries (created);
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta VALUES ('schema', {_SCHEMA_VERSION}), ('bytes', 0), ('entries', 0);
-CREATE TRIGGER IF NOT EXISTS entries_ins AFTER INSERT ON entries BEGIN
-    UPDATE meta SET value = value + new.size WHERE name = 'bytes';
-    UPDATE meta SET value = value + 1 WHERE name = 'entries';
-END;
-CREATE TRIGGER IF NOT EXISTS entries_del AFTER DELETE ON entries BEGIN
-    UPDATE meta SET value = value - old.size WHERE name = 'bytes';
-    UPDATE meta SET value = value - 1 WHERE name = 'entries';
-END;
-CREATE TRIGGER IF NOT EXISTS entries_upd AFTER UPDATE OF size ON entries BEGIN
-    UPDATE meta SET value = value + new.size - old.size WHERE name = 'bytes';
-END;
-"""
 
 
 def default_cache_path() -> Path:
@@ -127,7 +99,7 @@ class SQLiteStore:
         """Open the cache (creating it if absent); a corrupt one of ours is set aside."""
         state = sqlite_file.inspect(self.path)  # foreign files: CacheError, untouched
         if state == sqlite_file.MISSING:
-            sqlite_file.create(self.path, _create_schema)
+            sqlite_file.create(self.path, create_schema)
             state = sqlite_file.inspect(self.path)
         sqlite_file.check_writable(self.path)
         problem = sqlite_file.size_problem(self.path) if self.check != "none" else None
@@ -154,7 +126,7 @@ class SQLiteStore:
                 problem = f"{type(exc).__name__}: {exc}"
         self._quarantine(problem)
         if not self.path.exists():
-            sqlite_file.create(self.path, _create_schema)
+            sqlite_file.create(self.path, create_schema)
         c = self._connect()
         still = self._check_schema(c, tag=False)
         if still is not None:
@@ -168,10 +140,10 @@ class SQLiteStore:
         if have is None:
             return "its tables are missing"
         v = c.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
-        if v is None or int(v[0]) != _SCHEMA_VERSION:
+        if v is None or int(v[0]) != SCHEMA_VERSION:
             raise CacheError(
                 f"cache {self.path} has schema version {None if v is None else v[0]}, this "
-                f"ctxcomp reads version {_SCHEMA_VERSION}: give another cache path"
+                f"ctxcomp reads version {SCHEMA_VERSION}: give another cache path"
             )
         if tag:  # a cache made before the header tag: proven ours by its schema
             c.execute(f"PRAGMA application_id = {sqlite_file.APPLICATION_ID}")
@@ -413,13 +385,6 @@ class SQLiteStore:
         return f"SQLiteStore({str(self.path)!r})"
 
 
-def _create_schema(c: sqlite3.Connection) -> None:
-    c.execute("BEGIN IMMEDIATE")
-    for stmt in _split_sql(_SCHEMA):
-        c.execute(stmt)
-    c.execute("COMMIT")
-
-
 def _meta(c: sqlite3.Connection, name: str) -> int:
     return int(c.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()[0])
 
@@ -430,17 +395,3 @@ def _file_bytes(p: Path) -> int:
         with contextlib.suppress(FileNotFoundError):
             total += p.with_name(p.name + suf).stat().st_size
     return total
-
-
-def _split_sql(script: str) -> list[str]:
-    """Statements of the schema script (triggers hold inner semicolons up to END;)."""
-    out, cur = [], []
-    for line in script.strip().splitlines():
-        cur.append(line)
-        s = "\n".join(cur).strip()
-        if s.endswith(";") and (
-            not s.upper().startswith("CREATE TRIGGER") or s.upper().endswith("END;")
-        ):
-            out.append(s)
-            cur = []
-    return out

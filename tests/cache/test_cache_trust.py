@@ -159,11 +159,11 @@ def test_a_file_that_is_not_a_cache_is_refused_and_left_byte_for_byte(
 
 def test_a_cache_made_before_the_header_tag_is_recognised_and_tagged(tmp_path: Path) -> None:
     from ctxcomp.cache.sqlite_file import APPLICATION_ID
-    from ctxcomp.cache.sqlite_store import _SCHEMA, _split_sql
+    from ctxcomp.cache.sqlite_schema import SCHEMA, split_sql
 
     p = tmp_path / "old.sqlite"
     c = sqlite3.connect(p, isolation_level=None)  # what earlier versions created
-    for stmt in _split_sql(_SCHEMA):
+    for stmt in split_sql(SCHEMA):
         c.execute(stmt)
     c.close()
     s = SQLiteStore(p)
