@@ -24,8 +24,9 @@ def check_text(text: str, what: str) -> str:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InputError(
-            f"{what} contains a lone surrogate {text[exc.start]!r} at {_where(text, exc.start)}: "
-            "not valid Unicode text (was it decoded with errors='surrogateescape'?)"
+            f"{what} contains an invalid character, the lone surrogate {text[exc.start]!r}, "
+            f"at {_where(text, exc.start)}: not valid Unicode text (was it decoded with "
+            "errors='surrogateescape'?)"
         ) from None
     m = CONTROL.search(text)
     if m is not None:

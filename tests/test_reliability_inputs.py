@@ -75,11 +75,11 @@ def test_lone_surrogates_are_input_errors(minilm_compressor, prose, where: str) 
     kw: dict = {"ratio": 0.5}
     if where == "question":
         prompt, kw["question"] = prose, bad
-        msg = "the question contains a lone surrogate"
+        msg = "the question contains an invalid character, the lone surrogate"
     elif where == "document":
-        prompt, msg = bad + prose, "document 0 contains a lone surrogate"
+        prompt, msg = bad + prose, "document 0 contains an invalid character, the lone surrogate"
     else:
-        prompt, msg = [prose, bad], "document 1 contains a lone surrogate"
+        prompt, msg = [prose, bad], "document 1 contains an invalid character, the lone surrogate"
     with pytest.raises(InputError, match=msg):
         minilm_compressor.compress(prompt, **kw)
     with pytest.raises(InputError, match=msg):  # the default pipeline, coarse stage included
