@@ -12,8 +12,8 @@ from .budget import Budget
 from .coarse import CoarseToFineCompressor
 from .compressors import Compressor, TokenClassifierCompressor, TokenClassifierOptions
 from .errors import BudgetError, CtxcompError, InputError, MissingDependencyError, ModelLoadError
-from .pipeline import PipelineConfig
-from .pipeline import build as build_pipeline
+from .config import PipelineConfig
+from .config import build as build_pipeline
 from .result import CompressionResult, Document, DocumentResult, KeptSpan, UnitScores
 from .structure import Protection
 from .tokens import ReaderTokenizer, get_tokenizer

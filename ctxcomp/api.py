@@ -61,7 +61,7 @@ def _pipeline_for(model: str | None, reader: str | ReaderTokenizer) -> Compresso
     key = (model or "", reader)
     with _DEFAULT_LOCK:
         if key not in _PIPELINES:
-            from .pipeline import build
+            from .config import build
 
             _PIPELINES[key] = build(model=model, reader=reader)
         return _PIPELINES[key]

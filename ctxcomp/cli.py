@@ -120,7 +120,7 @@ def compress(
         from .budget import Budget
 
         budget = Budget(ratio=ratio, target_tokens=target_tokens)
-        from .pipeline import PipelineConfig, build
+        from .config import PipelineConfig, build
 
         base = PipelineConfig.from_file(config).to_dict() if config is not None else {}
         flags = {

@@ -56,7 +56,7 @@ def _store(path: str | None, redis_url: str | None, config: Path | None) -> Any:
         )
     where = redis_url or path
     if config is not None:
-        from .pipeline import PipelineConfig
+        from .config import PipelineConfig
 
         where = PipelineConfig.from_file(config).cache
     if where is not None and url_scheme(where) is not None:

@@ -6,18 +6,23 @@ kind — text (:class:`~ctxcomp.CompressionResult`), latent embeddings
 (``ctxcomp.latent.LatentPrompt``) or kept visual tokens (``ctxcomp.vision.VisualResult``).
 Methods are found by name through the registries in :mod:`ctxcomp.core.registry`, and every
 result carries the ``config_hash`` of what produced it (:mod:`ctxcomp.core.fingerprint`).
+Stages compose through :mod:`ctxcomp.core.stage`: a coarse stage steers any
+:class:`FineStage` with one :class:`Guidance` per request.
 
 Importing this package is light: no torch, no transformers.
 """
 
 from .compressor import Compressor, ProgressCallback
-from .fingerprint import config_hash, digest, file_fingerprint, model_fingerprint
+from .fingerprint import config_hash, digest, file_digest, file_fingerprint, model_fingerprint
 from .registry import Registry, backends, compressors, rankers
 from .request import Request
 from .result import Result
+from .stage import FineStage, Guidance
 
 __all__ = [
     "Compressor",
+    "FineStage",
+    "Guidance",
     "ProgressCallback",
     "Registry",
     "Request",
@@ -26,6 +31,7 @@ __all__ = [
     "compressors",
     "config_hash",
     "digest",
+    "file_digest",
     "file_fingerprint",
     "model_fingerprint",
     "rankers",

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from ..budget import Budget
 from ..errors import InputError
+from ..validate import check_question
 from .fingerprint import config_hash
 from .request import Request
 from .result import Result
@@ -80,8 +81,16 @@ class Compressor(ABC, Generic[R]):
         budget: Budget | None = None,
         question: str | None = None,
     ) -> Request:
-        """A validated :class:`Request` for one prompt."""
-        return Request(self.inputs(prompt), Budget.of(ratio, target_tokens, budget), question)
+        """A validated :class:`Request` for one prompt (the budget is checked first, then
+        the question, then the inputs)."""
+        return self.requests([prompt], Budget.of(ratio, target_tokens, budget), question)[0]
+
+    def requests(
+        self, prompts: Sequence[Any], budget: Budget, question: str | None = None
+    ) -> list[Request]:
+        """Validated :class:`Request` objects for several prompts with one budget and question."""
+        check_question(question)  # before any input is converted
+        return [Request(self.inputs(p), budget, question) for p in prompts]
 
     def compress(
         self,
@@ -111,11 +120,10 @@ class Compressor(ABC, Generic[R]):
         progress: ProgressCallback | None = None,
     ) -> list[R]:
         """Compress several prompts with one budget and question (model work batched)."""
+        b = Budget.of(ratio, target_tokens, budget)
         if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
             raise InputError("compress_batch takes a sequence of prompts; use compress() for one")
-        b = Budget.of(ratio, target_tokens, budget)
-        reqs = [Request(self.inputs(p), b, question) for p in prompts]
-        return self.run(reqs, progress=progress)
+        return self.run(self.requests(prompts, b, question), progress=progress)
 
     async def acompress(
         self,

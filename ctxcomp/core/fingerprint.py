@@ -1,8 +1,10 @@
 """Digests that say what produced an output: configs, files, loaded models.
 
 One helper per question, used everywhere: results, cache keys and eval rows carry
-:func:`config_hash`; checkpoints on disk are identified by :func:`file_fingerprint`; a
-loaded model (whose embedding space a latent prompt lives in, say) by
+:func:`config_hash`; any other digest is :func:`digest` (of bytes, text or a stream of
+parts); checkpoints on disk are identified by :func:`file_fingerprint` (cheap: size and
+ends of large files), weights checked against a published SHA-256 by :func:`file_digest`;
+a loaded model (whose embedding space a latent prompt lives in, say) by
 :func:`model_fingerprint`.
 """
 
@@ -14,17 +16,19 @@ import json
 import os
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 HEX = 16  # hex digits of every ctxcomp digest (64 bits)
 
 
-def digest(data: bytes | str, n: int = HEX) -> str:
-    """SHA-256 hex digest of ``data`` (str as UTF-8), cut to ``n`` hex digits."""
-    if isinstance(data, str):
-        data = data.encode("utf-8", "surrogatepass")
-    return hashlib.sha256(data).hexdigest()[:n]
+def digest(data: bytes | str | Iterable[bytes | str], n: int = HEX) -> str:
+    """SHA-256 hex digest of ``data`` (str as UTF-8; an iterable of parts is hashed as their
+    concatenation, streamed), cut to ``n`` hex digits (64: the full digest)."""
+    h = hashlib.sha256()
+    for part in (data,) if isinstance(data, (bytes, str, bytearray, memoryview)) else data:
+        h.update(part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part)
+    return h.hexdigest()[:n]
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
@@ -61,6 +65,27 @@ def _hash_file(h: Any, p: str, rel: str) -> None:
             h.update(f.read(1 << 20))
             f.seek(-(1 << 20), os.SEEK_END)
             h.update(f.read())
+
+
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
+_FILE_DIGESTS_LOCK = threading.Lock()
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """Full SHA-256 (64 hex digits) of a file's bytes, read in blocks: for checking weights
+    against published digests. Memoised per (path, size, modification time)."""
+    p = os.fspath(path)
+    st = os.stat(p)
+    key = (os.path.abspath(p), st.st_size, int(st.st_mtime_ns))
+    with _FILE_DIGESTS_LOCK:
+        hit = _FILE_DIGESTS.get(key)
+    if hit is not None:
+        return hit
+    with open(p, "rb") as f:
+        d = digest(iter(lambda: f.read(1 << 20), b""), 64)
+    with _FILE_DIGESTS_LOCK:
+        _FILE_DIGESTS[key] = d
+    return d
 
 
 _MODEL_FP: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictionary()

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..budget import Budget
 from ..errors import InputError
+from ..validate import check_question
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,7 @@ class Request:
             raise InputError("a request needs at least one input")
         if not isinstance(self.budget, Budget):
             raise InputError(f"budget must be a ctxcomp.Budget, got {type(self.budget).__name__}")
-        if self.question is not None and not isinstance(self.question, str):
-            raise InputError(f"question must be a string, got {type(self.question).__name__}")
+        check_question(self.question)  # one text policy for the API, the CLI and adapters
 
     @property
     def documents(self) -> tuple[Any, ...]:
