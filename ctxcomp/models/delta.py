@@ -12,22 +12,18 @@ and weight digests are taken from that table, not from ``config.json``); a delta
 over any other encoder loads only when the caller names that encoder's directory
 (``load_delta(..., base_path=...)``); ``delta_file`` must be a file inside the directory,
 and ``compressor_options`` may only set selection options.
-
-The embedded default (``ctxcomp/models/default``) is loaded by :func:`load_default` and is
-what ``ctxcomp.compress`` and ``ctxcomp compress`` use when no model is named.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import os
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..core.fingerprint import file_digest
 from ..errors import ModelLoadError
 
 FORMAT = "ctxcomp-delta-v1"
@@ -40,13 +36,6 @@ KNOWN_BASES: dict[str, dict[str, Any]] = {
         "sha256": {"0.1.0": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"},
     },
 }
-_LOCK = threading.Lock()
-_FP_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def default_model_path() -> Path:
-    """Directory of the embedded default model."""
-    return Path(__file__).resolve().parent / "default"
 
 
 def is_delta_dir(path: str | os.PathLike[str]) -> bool:
@@ -57,22 +46,6 @@ def is_delta_dir(path: str | os.PathLike[str]) -> bool:
         return json.loads(p.read_text(encoding="utf-8")).get("format") == FORMAT
     except (OSError, ValueError):
         return False
-
-
-def file_sha256(path: Path) -> str:
-    st = path.stat()
-    key = (str(path), st.st_size, int(st.st_mtime_ns))
-    with _LOCK:
-        if key in _FP_CACHE:
-            return _FP_CACHE[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    d = h.hexdigest()
-    with _LOCK:
-        _FP_CACHE[key] = d
-    return d
 
 
 def known_base(base: Mapping[str, Any]) -> dict[str, Any]:
@@ -212,7 +185,7 @@ def load_delta(
         raise ModelLoadError(
             f"base encoder weights {weights.name} missing from {label}: reinstall it"
         )
-    have = file_sha256(weights) if verify_base and (want or known) else None
+    have = file_digest(weights) if verify_base and (want or known) else None
     if have is not None and ((want and have != want) or (known and have not in known)):
         raise ModelLoadError(
             f"base encoder {label} has different weights than the ones this model was trained "
@@ -242,50 +215,3 @@ def load_delta(
             sd[k].copy_(v.to(sd[k].dtype))
     model.config._name_or_path = f"ctxcomp-delta:{cfg.get('name', d.name)}"
     return model.eval(), tok, cfg
-
-
-def load_delta_compressor(
-    path: str | os.PathLike[str], *, base_path: str | os.PathLike[str] | None = None, **kwargs: Any
-) -> Any:
-    """A :class:`~ctxcomp.TokenClassifierCompressor` over a delta directory."""
-    from dataclasses import fields
-
-    from ..compressors.token_classifier import TokenClassifierCompressor, TokenClassifierOptions
-
-    model, tok, cfg = load_delta(path, base_path=base_path)
-    kwargs.setdefault("keep_label", int(cfg.get("keep_label", 1)))
-    if cfg.get("backend"):
-        kwargs.setdefault("backend", str(cfg["backend"]))
-    opts = cfg.get("compressor_options") or {}
-    allowed = {f.name for f in fields(TokenClassifierOptions)}
-    if not isinstance(opts, Mapping) or set(opts) - allowed:
-        bad = sorted(set(opts) - allowed) if isinstance(opts, Mapping) else opts
-        raise ModelLoadError(
-            f"delta config compressor_options may only set selection options "
-            f"({sorted(allowed)}), got {bad!r}"
-        )
-    for k, v in opts.items():
-        kwargs.setdefault(k, v)
-    return TokenClassifierCompressor(model, tok, **kwargs)
-
-
-def load_default(**kwargs: Any) -> Any:
-    """The embedded default compressor (keyword arguments as for TokenClassifierCompressor)."""
-    p = default_model_path()
-    if not is_delta_dir(p):
-        raise ModelLoadError(
-            f"the embedded default model is missing from this installation ({p.name}/config.json)"
-        )
-    return load_delta_compressor(p, **kwargs)
-
-
-__all__ = [
-    "FORMAT",
-    "KNOWN_BASES",
-    "build_model",
-    "default_model_path",
-    "is_delta_dir",
-    "load_default",
-    "load_delta",
-    "load_delta_compressor",
-]
