@@ -123,16 +123,15 @@ def main() -> None:
 
 def _sweep_row(faiss, idx, q, truth, half: int, nprobe: int) -> None:  # type: ignore[no-untyped-def]
     """Recall and thread CPU time of the same trained IVF index at another nprobe."""
-    ivf = faiss.extract_index_ivf(idx._index)
-    ivf.nprobe = nprobe
+    idx.set_search_width(nprobe=nprobe)
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     cpu, found = [], np.empty(q.shape[0], np.int64)
     for i in range(q.shape[0]):
         c = time.thread_time()
-        _, ids = idx._index.search(q[i : i + 1], 1)
+        _, ks = idx.search(q[i : i + 1], 1)
         cpu.append(time.thread_time() - c)
-        found[i] = ids[0, 0]
+        found[i] = int(ks[0][0], 16) if ks[0][0] is not None else -1
     faiss.omp_set_num_threads(threads)
     ok = found == truth
     ms = np.array(cpu) * 1000

@@ -7,18 +7,20 @@
 Importing ctxcomp is light: torch and transformers load only when a model does.
 """
 
+from . import _moved, text  # noqa: F401  (text registers its methods and rankers by name)
 from .api import compress, load_compressor
 from .budget import Budget
 from .coarse import CoarseToFineCompressor
 from .compressors import Compressor, TokenClassifierCompressor, TokenClassifierOptions
-from .errors import BudgetError, CtxcompError, InputError, MissingDependencyError, ModelLoadError
 from .config import PipelineConfig
 from .config import build as build_pipeline
+from .errors import BudgetError, CtxcompError, InputError, MissingDependencyError, ModelLoadError
 from .result import CompressionResult, Document, DocumentResult, KeptSpan, UnitScores
 from .structure import Protection
 from .tokens import ReaderTokenizer, get_tokenizer
 
 __version__ = "0.1.0"
+_moved.install()  # old module paths (ctxcomp.pipeline, ...) still import, with a warning
 
 __all__ = [
     "Budget",

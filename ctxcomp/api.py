@@ -21,17 +21,15 @@ def load_compressor(
     model: str, *, reader: str | ReaderTokenizer = DEFAULT_READER, **kwargs: Any
 ) -> Compressor:
     """Load a compressor for ``model``: a Hugging Face token-classification checkpoint (hub id
-    such as ``microsoft/llmlingua-2-xlm-roberta-large-meetingbank``, or a local directory).
-    Keyword arguments go to :class:`~ctxcomp.TokenClassifierCompressor`."""
-    from .compressors.token_classifier import TokenClassifierCompressor
-
+    such as ``microsoft/llmlingua-2-xlm-roberta-large-meetingbank``, or a local directory),
+    or a model trained with ``ctxcomp train``. Keyword arguments go to
+    :class:`~ctxcomp.TokenClassifierCompressor`."""
     if not isinstance(model, str) or not model.strip():
         raise InputError(f"model must name a hub id or a local path, got {model!r}")
-    from .models import is_delta_dir, load_delta_compressor
+    from .models.loading import load_classifier
 
-    if is_delta_dir(model):  # a model trained by `ctxcomp train` (delta over a packaged base)
-        return load_delta_compressor(model, reader=reader, **kwargs)
-    return TokenClassifierCompressor(model, reader=reader, **kwargs)
+    out: Compressor = load_classifier(model, reader=reader, **kwargs)
+    return out
 
 
 def _default_compressor(model: str | None, reader: str | ReaderTokenizer) -> Compressor:
@@ -44,12 +42,9 @@ def _default_compressor(model: str | None, reader: str | ReaderTokenizer) -> Com
     )
     with _DEFAULT_LOCK:
         if key not in _LOADED:
-            if model is None:
-                from .models import load_default
+            from .models.loading import load_classifier
 
-                _LOADED[key] = load_default(reader=reader)
-            else:
-                _LOADED[key] = load_compressor(model, reader=reader)
+            _LOADED[key] = load_classifier(model, reader=reader)
         return _LOADED[key]
 
 

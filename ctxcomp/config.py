@@ -1,40 +1,54 @@
-"""The middleware: one object that composes cache, coarse and fine stages from a config.
+"""The config builder: one object composes a compression method, the segment cache and
+the question-aware coarse stage from a config (a mapping, or a JSON/TOML file).
 
-``ctxcomp.compress``, the CLI and the integrations all build their compressor here, so a
-config (a mapping, or a JSON/TOML file) means the same thing everywhere.
+``ctxcomp.compress``, the CLI, the proxy, batch runs and the integrations build their
+compressor here, so a config means the same thing everywhere. Methods and rankers are
+created by name through the registries (:mod:`ctxcomp.core.registry`): any registered
+method plugs in, text or not (``method="token-classifier"`` is the default).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import types
 import typing
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import InitVar, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .compressors.base import Compressor
-from .compressors.token_classifier import DEFAULT_FORCE_TOKENS, TokenClassifierCompressor
+from .core.compressor import Compressor
+from .core.registry import compressors, rankers
+from .core.stage import FineStage
 from .errors import InputError
 from .tokens import DEFAULT_READER
 
-RANKERS = ("bi-encoder", "cross-encoder", "lm", "none")
+# settings every method may take: passed when its factory has the parameter, an error
+# when it has not and the config sets them to something else than the default
+METHOD_SETTINGS = ("model", "reader", "device", "backend")
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Everything that defines a compression pipeline. Unknown keys are an error."""
+    """Everything that defines a compression pipeline. Unknown keys are an error.
 
+    ``options`` are the method's own keyword arguments — for the token classifier, the
+    fields of :class:`~ctxcomp.TokenClassifierOptions` (``mode``, ``force_tokens``,
+    ``keep_digits``, ``neighbor_weight``, ...) and its loading settings (``batch_tokens``,
+    ``max_chunk_tokens``, ...). ``coarse``: ``None`` puts the question-aware coarse stage in
+    front of a text method, ``True`` requires it, ``False`` leaves it out.
+    """
+
+    method: str = "token-classifier"  # a name in ctxcomp.core.compressors
     model: str | None = None  # token classifier: hub id or path (None: the embedded default)
     reader: str = DEFAULT_READER
     device: str = "auto"
     backend: str | None = None  # None: the model's own (the embedded default: "auto")
-    mode: str = "global"
-    force_tokens: tuple[str, ...] = DEFAULT_FORCE_TOKENS
-    keep_digits: bool = False
-    coarse: bool = True  # question-aware coarse stage when a question is given
-    ranker: str = "bi-encoder"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    coarse: bool | None = None
+    ranker: str = "bi-encoder"  # a name in ctxcomp.core.rankers, or "none"
     ranker_model: str | None = None
     order: str = "original"
     coarse_factor: float = 2.0
@@ -42,11 +56,19 @@ class PipelineConfig:
     namespace: str = "default"
     # HMAC key for cache entries (shared caches); default: $CTXCOMP_CACHE_KEY. docs/cache.md
     cache_key: str | None = field(default=None, repr=False)
-    extra: Mapping[str, Any] = field(default_factory=dict)  # more TokenClassifierCompressor options
+    # deprecated spellings of options (folded into ``options`` with a DeprecationWarning)
+    mode: InitVar[str | None] = None
+    force_tokens: InitVar[Sequence[str] | None] = None
+    keep_digits: InitVar[bool | None] = None
+    extra: InitVar[Mapping[str, Any] | None] = None
 
-    def __post_init__(self) -> None:
-        if isinstance(self.force_tokens, str):
-            raise InputError("force_tokens must be a list of strings, got a single string")
+    def __post_init__(
+        self,
+        mode: str | None,
+        force_tokens: Sequence[str] | None,
+        keep_digits: bool | None,
+        extra: Mapping[str, Any] | None,
+    ) -> None:
         hints = typing.get_type_hints(PipelineConfig)
         for f in fields(self):
             v = getattr(self, f.name)
@@ -54,14 +76,44 @@ class PipelineConfig:
                 raise InputError(
                     f"pipeline config {f.name!r} must be {_describe(hints[f.name])}, got {v!r}"
                 )
-        if self.ranker not in RANKERS:
-            raise InputError(f"ranker must be one of {RANKERS}, got {self.ranker!r}")
-        object.__setattr__(self, "force_tokens", tuple(self.force_tokens))
+        if isinstance(force_tokens, str) or isinstance(self.options.get("force_tokens"), str):
+            raise InputError("force_tokens must be a list of strings, got a single string")
+        legacy = {"mode": mode, "force_tokens": force_tokens, "keep_digits": keep_digits}
+        moved = {k: v for k, v in legacy.items() if v is not None}
+        if extra is not None:
+            if not isinstance(extra, Mapping):
+                raise InputError(f"pipeline config 'extra' must be a mapping, got {extra!r}")
+            moved.update(extra)
+        if moved:
+            names = ", ".join(
+                sorted(
+                    {*(k for k in legacy if legacy[k] is not None)}
+                    | ({"extra"} if extra is not None else set())
+                )
+            )
+            warnings.warn(
+                f"pipeline config {names}: set the method's options in options={{...}} "
+                "(a [ctxcomp.options] table in a file); the old keys will be removed",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            both = sorted(set(moved) & set(self.options))
+            if both:
+                raise InputError(f"pipeline config sets {both} twice (in options and outside)")
+            object.__setattr__(self, "options", {**moved, **self.options})
+        object.__setattr__(self, "options", dict(self.options))
+        if self.method not in compressors:
+            raise InputError(
+                f"method must be one of {list(compressors.names())}, got {self.method!r}"
+            )
+        if self.ranker != "none" and self.ranker not in rankers:
+            known = [*rankers.names(), "none"]
+            raise InputError(f"ranker must be one of {known}, got {self.ranker!r}")
 
     @classmethod
     def from_mapping(cls, m: Mapping[str, Any]) -> PipelineConfig:
         names = {f.name for f in fields(cls)}
-        bad = set(m) - names
+        bad = set(m) - names - set(_DEPRECATED)
         if bad:
             raise InputError(
                 f"unknown pipeline config key(s) {sorted(bad)}; known: {sorted(names)}"
@@ -109,9 +161,23 @@ class PipelineConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["force_tokens"] = list(self.force_tokens)
-        d["extra"] = dict(self.extra)
+        d["options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.options.items()}
         return d
+
+    def merged(self, overrides: Mapping[str, Any]) -> PipelineConfig:
+        """This config with ``overrides`` set (the same keys as :meth:`from_mapping`;
+        ``options`` are merged key by key)."""
+        if not overrides:
+            return self
+        d = self.to_dict()
+        more = overrides.get("options") or {}
+        if not isinstance(more, Mapping):
+            raise InputError(f"pipeline config 'options' must be a mapping, got {more!r}")
+        opts = {**d.pop("options"), **more}
+        return PipelineConfig.from_mapping({**d, **overrides, "options": opts})
+
+
+_DEPRECATED = ("mode", "force_tokens", "keep_digits", "extra")
 
 
 def _fits(v: Any, hint: Any) -> bool:
@@ -145,48 +211,69 @@ def _describe(hint: Any) -> str:
     return " or ".join(out)
 
 
-def build(config: PipelineConfig | Mapping[str, Any] | None = None, **overrides: Any) -> Compressor:
-    """Build the compressor a config describes: fine stage (with cache) + coarse stage."""
+def build(
+    config: PipelineConfig | Mapping[str, Any] | None = None, **overrides: Any
+) -> Compressor[Any]:
+    """Build the compressor a config describes: the method (with its cache), and the
+    coarse stage in front of it when the config asks for one."""
     if config is None:
-        config = PipelineConfig(**overrides)
+        c = PipelineConfig.from_mapping(overrides)
     elif isinstance(config, Mapping):
-        config = PipelineConfig.from_mapping({**config, **overrides})
-    elif overrides:
-        config = PipelineConfig.from_mapping({**config.to_dict(), **overrides})
-    fine = _fine(config)
-    if not config.coarse or config.ranker == "none":
-        return fine
+        c = PipelineConfig.from_mapping(config).merged(overrides)
+    else:
+        c = config.merged(overrides)
+    method = create_method(c)
+    # (the name test goes with the text compressors' move onto the stage protocol)
+    fine = isinstance(method, FineStage) or type(method).__name__ == "TokenClassifierCompressor"
+    if c.coarse is False or c.ranker == "none" or (c.coarse is None and not fine):
+        return method
+    if not fine:
+        raise InputError(
+            f"coarse=true: the coarse stage works in front of a text method; {c.method!r} is "
+            f"a {getattr(method, 'kind', 'other')} method"
+        )
     from .coarse import CoarseToFineCompressor
 
-    return CoarseToFineCompressor(
-        fine, _ranker(config), order=config.order, coarse_factor=config.coarse_factor
-    )
+    return CoarseToFineCompressor(method, _ranker(c), order=c.order, coarse_factor=c.coarse_factor)
 
 
-def _fine(c: PipelineConfig) -> TokenClassifierCompressor:
-    kwargs: dict[str, Any] = dict(
-        reader=c.reader,
-        device=c.device,
-        mode=c.mode,
-        force_tokens=c.force_tokens,
-        keep_digits=c.keep_digits,
-        **dict(c.extra),
-    )
-    if c.backend is not None:
-        kwargs["backend"] = c.backend
+def create_method(c: PipelineConfig) -> Compressor[Any]:
+    """The method a config names, created by its registered factory with the config's
+    settings it takes (model, reader, device, backend, cache, namespace) and its options."""
+    factory = compressors.factory(c.method)
+    takes = _parameters(factory)
+    defaults = PipelineConfig()
+    kwargs: dict[str, Any] = {}
+    for name in METHOD_SETTINGS + (("namespace",) if c.cache is not None else ()):
+        value = getattr(c, name)
+        if name in takes:
+            kwargs[name] = value
+        elif value != getattr(defaults, name):
+            raise InputError(f"method {c.method!r} takes no {name!r} (got {value!r})")
     if c.cache is not None:
+        if "cache" not in takes:
+            raise InputError(f"method {c.method!r} takes no segment cache (got cache={c.cache!r})")
         from .cache import SegmentCache
 
         kwargs["cache"] = SegmentCache(c.cache, key=c.cache_key)
-        kwargs["namespace"] = c.namespace
-    if c.model is None:
-        from .models import load_default
+    method: Compressor[Any] = factory(**kwargs, **dict(c.options))
+    return method
 
-        fine: TokenClassifierCompressor = load_default(**kwargs)
-        return fine
-    from .api import load_compressor
 
-    return load_compressor(c.model, **kwargs)  # type: ignore[return-value]
+def _parameters(factory: Any) -> set[str] | _All:
+    """Names of the keyword parameters ``factory`` takes (everything, with ``**kwargs``)."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # builtins and the like: assume everything
+        return _All()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return _All()
+    return {p.name for p in params if p.kind is not inspect.Parameter.POSITIONAL_ONLY}
+
+
+class _All:
+    def __contains__(self, name: object) -> bool:
+        return True
 
 
 def _ranker(c: PipelineConfig) -> Any:

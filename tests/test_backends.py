@@ -130,7 +130,7 @@ def test_embedded_default_uses_auto_unless_told():
     want = "torch-bf16" if cpu_has_bf16() else "torch"
     assert load_default().model_info["backend"] == want
     assert load_default(backend="torch").model_info["backend"] == "torch"
-    from ctxcomp.pipeline import PipelineConfig, build
+    from ctxcomp.config import PipelineConfig, build
 
     assert build(PipelineConfig(coarse=False)).model_info["backend"] == want
     assert build(PipelineConfig(coarse=False, backend="torch")).model_info["backend"] == "torch"

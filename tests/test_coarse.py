@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from ctxcomp.config import PipelineConfig, build
 
 import ctxcomp
 from ctxcomp.coarse import CoarseToFineCompressor
-from ctxcomp.pipeline import PipelineConfig, build
 from tests.invariants import check_result
 
 NEEDLE = "The lighthouse keeper of Kelvaig, Margit Olafsdottir, painted the tower blue in 1962."

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from ctxcomp.html import render_html
+from ctxcomp.text.html_view import render_html
 
 pytestmark = pytest.mark.browser
 

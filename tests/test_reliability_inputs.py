@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 import ctxcomp
 from ctxcomp import Budget, BudgetError, InputError
-from ctxcomp.cli import app, read_text
+from ctxcomp.cli import app
+from ctxcomp.cli.compress import read_text
 from ctxcomp.result import as_documents
 from tests.invariants import check_result
 
@@ -214,13 +215,13 @@ def _no_build(*a, **k):
 
 @pytest.mark.parametrize("target", ["missing/dir/view.html", "afile/view.html", "adir"])
 def test_html_into_an_unusable_path_fails_before_any_work(tmp_path, monkeypatch, target) -> None:
-    import ctxcomp.pipeline
+    import ctxcomp.config
 
     (tmp_path / "afile").write_text("x")
     (tmp_path / "adir").mkdir()
     src = tmp_path / "in.txt"
     src.write_text("Some words to compress here. " * 10, encoding="utf-8")
-    monkeypatch.setattr(ctxcomp.pipeline, "build", _no_build)
+    monkeypatch.setattr(ctxcomp.config, "build", _no_build)
     html = tmp_path / target
     r = CliRunner().invoke(app, ["compress", str(src), "--ratio", "0.5", "--html", str(html)])
     assert r.exit_code == 2, r.output

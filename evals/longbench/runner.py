@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ctxcomp import Document
+
 from .config import CATEGORY
 from .data import Item
 from .methods import Method
@@ -155,13 +157,20 @@ def run(items: Sequence[Item], methods: Sequence[Method], cfg: RunConfig) -> dic
             }
             stop_msg = None
             try:
-                res = method.compress(item, ctx, budget if budget is not None else tokens_in, tok)
-                row["config_hash"] = res.config_hash
-                row["compression_seconds"] = round(res.seconds, 4)
-                row["tokens_out"] = tok.count(res.text)
+                t0 = time.perf_counter()
+                text, row["config_hash"] = ctx, method.config_hash
+                if ctx.strip():  # the library's compressors take no empty context
+                    out = method.compress(
+                        Document(ctx, {"item": item}),
+                        target_tokens=budget if budget is not None else tokens_in,
+                        question=(item.input or None) if method.question_aware else None,
+                    )
+                    text, row["config_hash"] = out.text, out.config_hash
+                row["compression_seconds"] = round(time.perf_counter() - t0, 4)
+                row["tokens_out"] = tok.count(text)
                 row["over_budget"] = bool(budget is not None and row["tokens_out"] > budget)
                 row["span_recall"] = answer_span_recall(
-                    res.text, item.answers, item.language, cfg.span_short_max
+                    text, item.answers, item.language, cfg.span_short_max
                 )
                 if use_ll:
                     sc = cfg.ll_scorer
@@ -180,15 +189,15 @@ def run(items: Sequence[Item], methods: Sequence[Method], cfg: RunConfig) -> dic
                     )
                     if method.spec == "original":  # the original context as the LL proxy sees it
                         row["ll"] = row["ll_original"]
-                    elif not res.text:
+                    elif not text:
                         row["ll"] = row["ll_no_context"]
                     else:
-                        row["ll"] = ll_for(sc, item.prompt(res.text), item.answers)
+                        row["ll"] = ll_for(sc, item.prompt(text), item.answers)
                     row["ll_relative"] = relative_ll(
                         row["ll"], row["ll_original"], row["ll_no_context"]
                     )
                 if cfg.reader is not None:
-                    ans = cfg.reader.generate(item.prompt(res.text), item.task)
+                    ans = cfg.reader.generate(item.prompt(text), item.task)
                     row["answer"] = ans.text
                     row["reader_seconds"] = round(ans.seconds, 3)
                     row["score"] = score_item(item.task, ans.text, item.answers, item.all_classes)

@@ -8,7 +8,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from ctxcomp.cache import Artifact, SegmentCache, SQLiteStore
-from ctxcomp.cli_cache import cache_app
+from ctxcomp.cli.cache import cache_app
 
 runner = CliRunner()
 

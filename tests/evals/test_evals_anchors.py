@@ -31,10 +31,12 @@ def test_ctxcomp_method_holds_budget(tiny_classifier_dir):
     tok = get_tokenizer("cl100k_base")
     m = make_method(f"ctxcomp:{tiny_classifier_dir}")
     item = Item("hotpotqa", "h", TEXT, "What costs 9 dollars?", ["item 3"])
-    out = m.compress(item, TEXT, 150, tok)
+    doc = ctxcomp.Document(TEXT, {"item": item})
+    out = m.compress(doc, target_tokens=150)
     assert tok.count(out.text) <= 150 and out.text and out.config_hash == m.config_hash
     q = make_method(f"ctxcomp+q:{tiny_classifier_dir}")
-    assert tok.count(q.compress(item, TEXT, 150, tok).text) <= 150
+    out = q.compress(doc, target_tokens=150, question=item.input)
+    assert tok.count(out.text) <= 150 and out.question_aware
 
 
 def test_llmlingua2_symlink_name(tiny_classifier_dir, tmp_path, monkeypatch):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+import ctxcomp
+from ctxcomp import Document
 from evals.longbench.data import Item
 from evals.longbench.methods import Head, RandomDrop, keep_within_budget, lexical_units, make_method
 from evals.longbench.tokens import get_tokenizer
@@ -17,6 +19,11 @@ def tok():
 
 def _item(ctx: str) -> Item:
     return Item("hotpotqa", "hotpotqa-t", ctx, "Who?", ["Bob Dylan"])
+
+
+def _run(m, text: str, budget: int) -> str:
+    """A method through the library's contract, as the runner calls it."""
+    return m.compress(Document(text, {"item": _item(text)}), target_tokens=budget).text
 
 
 TEXT = " ".join(
@@ -42,8 +49,8 @@ def test_middle_truncation_text(tok):
 @pytest.mark.parametrize("budget", [1, 50, 333, 2000])
 def test_random_drop_holds_budget_and_is_seeded(tok, budget):
     m = RandomDrop()
-    a = m.compress(_item(TEXT), TEXT, budget, tok).text
-    b = m.compress(_item(TEXT), TEXT, budget, tok).text
+    a = _run(m, TEXT, budget)
+    b = _run(m, TEXT, budget)
     assert a == b
     assert tok.count(a) <= budget
     assert tok.count(a) >= 0.8 * budget  # uses the budget, not just stays under it
@@ -51,12 +58,12 @@ def test_random_drop_holds_budget_and_is_seeded(tok, budget):
     units = lexical_units(TEXT)
     it = iter(units)
     assert all(any(u == v for v in it) for u in lexical_units(a)) or budget == 1
-    other = RandomDrop(seed=1).compress(_item(TEXT), TEXT, budget, tok).text
+    other = _run(RandomDrop(seed=1), TEXT, budget)
     assert other != a or budget == 1
 
 
 def test_head_holds_budget(tok):
-    out = Head().compress(_item(TEXT), TEXT, 100, tok).text
+    out = _run(Head(), TEXT, 100)
     assert tok.count(out) <= 100 and TEXT.startswith(out)
 
 
@@ -73,20 +80,21 @@ def test_lexical_units_roundtrip():
 
 
 def test_registry(tok):
-    assert make_method("original", window=10).compress(
-        _item(TEXT), TEXT, 5, tok
-    ).text == middle_truncate(TEXT, tok, 10)
-    assert make_method("no_context").compress(_item(TEXT), TEXT, 5, tok).text == ""
+    assert _run(make_method("original", window=10), TEXT, 5) == middle_truncate(TEXT, tok, 10)
+    assert _run(make_method("no_context"), TEXT, 5) == ""
     assert make_method("original").budget_free and not make_method("head").budget_free
     with pytest.raises(ValueError, match="unknown method"):
         make_method("bogus")
     assert make_method("random:3").spec == "random:3"
     assert make_method("random").config_hash != make_method("random:3").config_hash
+    r = make_method("head").compress(Document(TEXT, {"item": _item(TEXT)}), target_tokens=50)
+    assert r.config_hash == make_method("head").config_hash and r.compressed_tokens <= 50
+    assert isinstance(make_method("head"), ctxcomp.core.Compressor)  # the library's contract
 
 
 def test_selective_context_tiny_lm(tiny_lm_dir, tok):
     m = make_method(f"selective_context:{tiny_lm_dir}")
     text = TEXT[:3000]
-    a = m.compress(_item(text), text, 80, tok).text
+    a = _run(m, text, 80)
     assert tok.count(a) <= 80 and a
-    assert m.compress(_item(text), text, 80, tok).text == a
+    assert _run(m, text, 80) == a

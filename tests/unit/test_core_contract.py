@@ -128,7 +128,9 @@ def test_toy_compressor_uses_the_derived_verbs() -> None:
     assert r.compressed_tokens == 2 and r.original_tokens == 4
     assert r.ratio == 0.5
     assert [s[1] for s in r.sources] == sorted(s[1] for s in r.sources)  # order kept
-    assert r.config_hash == comp.config_hash == config_hash({"compressor": "toy-embedder", "dim": 8})
+    assert (
+        r.config_hash == comp.config_hash == config_hash({"compressor": "toy-embedder", "dim": 8})
+    )
     rs = comp.compress_batch([TEXT, "One. Two."], target_tokens=1)
     assert [x.compressed_tokens for x in rs] == [1, 1]
 
@@ -198,3 +200,29 @@ def test_model_fingerprint_tracks_weights() -> None:
     assert model_fingerprint(a) != model_fingerprint(b)  # in-place edit seen
     c = torch.nn.Linear(4, 4)
     assert model_fingerprint(c) != model_fingerprint(a)
+
+
+def test_toy_composes_with_the_config_builder_and_a_cache_file(tmp_path) -> None:
+    """The toy, registered by name, is built by the same config builder as the text methods:
+    its options and the segment cache come from the config; no coarse stage is put in front
+    of a non-text method unless asked for (then it is an error)."""
+    compressors.register("toy-embedder-config", ToyEmbedder, replace=True)
+    cfg = ctxcomp.PipelineConfig(
+        method="toy-embedder-config", options={"dim": 4}, cache=str(tmp_path / "c.sqlite")
+    )
+    first = ctxcomp.build_pipeline(cfg)
+    assert isinstance(first, ToyEmbedder) and first.dim == 4
+    assert isinstance(first.cache, SegmentCache)
+    a = first.compress(TEXT, ratio=0.5, question="ignored by the toy")
+    assert first.forwards == 4
+    again = ctxcomp.build_pipeline(cfg.to_dict())  # a fresh object over the same cache file
+    b = again.compress(TEXT, ratio=0.5)
+    assert again.forwards == 0  # every sentence's vector came from the cache
+    np.testing.assert_array_equal(a.vectors, b.vectors)
+    assert a.config_hash == b.config_hash == ToyEmbedder(dim=4).config_hash
+    with pytest.raises(ctxcomp.InputError, match="coarse stage works in front of a text method"):
+        ctxcomp.build_pipeline(cfg, coarse=True)
+    with pytest.raises(ctxcomp.InputError, match="takes no 'reader'"):
+        ctxcomp.build_pipeline(cfg, reader="o200k_base")
+    with pytest.raises(ctxcomp.InputError, match="method must be one of"):
+        ctxcomp.PipelineConfig(method="no-such-method")

@@ -1,4 +1,4 @@
-"""The ``ctxcomp`` command line."""
+"""``ctxcomp compress``: compress a file or stdin to a budget (mounted by ctxcomp.cli)."""
 
 from __future__ import annotations
 
@@ -6,24 +6,19 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .errors import CtxcompError, InputError
-from .validate import check_text
+from ..errors import CtxcompError, InputError
+from ..validate import check_text
 
-app = typer.Typer(
-    name="ctxcomp",
-    help="Compress prompt context for LLMs: exact token budgets, provenance, caching.",
-    no_args_is_help=True,
-    add_completion=False,
-)
+if TYPE_CHECKING:
+    from rich.console import Console
 
-
-@app.callback()
-def _root() -> None:
-    """Compress prompt context for LLMs: exact token budgets, provenance, caching."""
+    from ..budget import Budget
+    from ..core.compressor import Compressor
+    from ..result import CompressionResult
 
 
 class Mode(str, Enum):
@@ -59,7 +54,6 @@ def read_text(source: str) -> str:
     return text
 
 
-@app.command()
 def compress(
     source: Annotated[str, typer.Argument(help="Text file to compress, or '-' for stdin.")] = "-",
     ratio: Annotated[
@@ -117,29 +111,30 @@ def compress(
             check_writable(html_out, "--html")  # before the work, not after it
         if (ratio is None) == (target_tokens is None):
             raise InputError("give exactly one of --ratio or --target-tokens")
-        from .budget import Budget
+        from ..budget import Budget
+        from ..config import PipelineConfig, build
 
         budget = Budget(ratio=ratio, target_tokens=target_tokens)
-        from .config import PipelineConfig, build
-
-        base = PipelineConfig.from_file(config).to_dict() if config is not None else {}
-        flags = {
+        base = PipelineConfig.from_file(config) if config is not None else PipelineConfig()
+        flags: dict[str, Any] = {
             "model": model,
             "reader": reader,
-            "mode": mode.value if mode is not None else None,
             "backend": backend,
             "device": device,
             "order": order,
         }
+        flags = {k: v for k, v in flags.items() if v is not None}
+        if mode is not None:
+            flags["options"] = {"mode": mode.value}
         _quiet_hf()
         with err.status("loading model…"):
-            comp = build({**base, **{k: v for k, v in flags.items() if v is not None}})
+            comp = build(base, **flags)
         result = _run(comp, text, budget, question, err)
     except CtxcompError as exc:
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None
     if html_out is not None:
-        from .html import render_html
+        from ..text.html_view import render_html
 
         try:
             html_out.write_text(
@@ -184,7 +179,13 @@ def _quiet_hf() -> None:
     hf_logging.disable_progress_bar()
 
 
-def _run(comp, text, budget, question, err):  # type: ignore[no-untyped-def]
+def _run(
+    comp: Compressor[CompressionResult],
+    text: str,
+    budget: Budget,
+    question: str | None,
+    err: Console,
+) -> CompressionResult:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     show = len(text) > 20_000 and err.is_terminal
@@ -203,22 +204,3 @@ def _run(comp, text, budget, question, err):  # type: ignore[no-untyped-def]
             prog.update(task, completed=done, total=total)
 
         return comp.compress(text, budget=budget, question=question, progress=cb)
-
-
-def _mount_subcommands() -> None:
-    from .cli_cache import cache_app
-    from .cli_train import train_app
-
-    app.add_typer(cache_app, name="cache", help="Inspect and clear the segment cache.")
-    app.add_typer(train_app, name="train", help="Train a token-classification compressor.")
-
-
-_mount_subcommands()
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -100,10 +100,10 @@ def train(
     name: Annotated[str, typer.Option(help="Model name recorded in its config.")] = "ctxcomp-model",
 ) -> None:
     """Train a compressor; writes OUT/model (a delta over the base encoder)."""
-    from .errors import CtxcompError
-    from .training.data import read_examples
-    from .training.trainer import TrainConfig
-    from .training.trainer import train as run_train
+    from ..errors import CtxcompError
+    from ..training.data import read_examples
+    from ..training.trainer import TrainConfig
+    from ..training.trainer import train as run_train
 
     def warn(msg: str) -> None:
         typer.echo(msg, err=True)

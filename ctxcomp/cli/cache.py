@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .errors import CtxcompError
+from ..errors import CtxcompError
 
 cache_app = typer.Typer(
     name="cache",
@@ -44,9 +44,9 @@ NsOpt = Annotated[str | None, typer.Option("--namespace", "-n", help="Only this 
 
 
 def _store(path: str | None, redis_url: str | None, config: Path | None) -> Any:
-    from .cache.spec import is_redis_url, open_store, url_scheme
-    from .cache.sqlite_file import MISSING, inspect
-    from .cache.sqlite_store import SQLiteStore, default_cache_path
+    from ..cache.spec import is_redis_url, open_store, url_scheme
+    from ..cache.sqlite_file import MISSING, inspect
+    from ..cache.sqlite_store import SQLiteStore, default_cache_path
 
     if sum(x is not None for x in (path, redis_url, config)) > 1:
         raise typer.BadParameter("give one of --path, --redis or --config")
@@ -56,7 +56,7 @@ def _store(path: str | None, redis_url: str | None, config: Path | None) -> Any:
         )
     where = redis_url or path
     if config is not None:
-        from .config import PipelineConfig
+        from ..config import PipelineConfig
 
         where = PipelineConfig.from_file(config).cache
     if where is not None and url_scheme(where) is not None:
@@ -160,7 +160,7 @@ def clear(
         store = _store(path, redis_url, config)
         try:
             if namespace is not None:
-                from .cache.keys import check_namespace
+                from ..cache.keys import check_namespace
 
                 check_namespace(namespace)
             n = store.clear(namespace)

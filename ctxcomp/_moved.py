@@ -1,0 +1,65 @@
+"""Module paths that moved in the restructure: importing an old path still works, with a
+DeprecationWarning naming the new one. Each old path is a thin module that forwards every
+attribute to its new module(s); nothing is imported until it is asked for."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import warnings
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+# old module -> the module(s) its names live in now (searched in order)
+MOVED: dict[str, tuple[str, ...]] = {
+    "ctxcomp.pipeline": ("ctxcomp.config",),
+    "ctxcomp.html": ("ctxcomp.text.html_view",),
+    "ctxcomp.cli_cache": ("ctxcomp.cli.cache",),
+    "ctxcomp.cli_train": ("ctxcomp.cli.train",),
+}
+
+
+class _Forward(importlib.abc.Loader):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return None  # a fresh module object: the new module keeps its own identity
+
+    def exec_module(self, module: ModuleType) -> None:
+        targets = MOVED[module.__name__]
+        warnings.warn(
+            f"{module.__name__} has moved to {' / '.join(targets)}; import from there "
+            "(the old path will be removed)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        module.__getattr__ = _forwarder(targets)  # type: ignore[method-assign]
+        if any(name.startswith(module.__name__ + ".") for name in MOVED):
+            module.__path__ = []  # its moved submodules are found by this finder too
+
+
+def _forwarder(targets: Sequence[str]) -> Any:
+    def __getattr__(name: str) -> Any:
+        for t in targets:
+            mod = importlib.import_module(t)
+            if hasattr(mod, name):
+                return getattr(mod, name)
+        raise AttributeError(f"module {targets[0]!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in MOVED:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, _Forward())
+
+
+def install() -> None:
+    """Put the finder on ``sys.meta_path`` (once)."""
+    if not any(isinstance(f, _Finder) for f in sys.meta_path):
+        sys.meta_path.append(_Finder())

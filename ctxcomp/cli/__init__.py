@@ -1,0 +1,48 @@
+"""The ``ctxcomp`` command line: one Typer app, one line per subcommand.
+
+Each subcommand lives in a module of its own — a ``typer.Typer()`` group or a command
+function — and is mounted below by one :func:`mount` line naming it as
+``"module:attribute"`` (imported when the CLI starts).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import typer
+
+app = typer.Typer(
+    name="ctxcomp",
+    help="Compress prompt context for LLMs: exact token budgets, provenance, caching.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Compress prompt context for LLMs: exact token budgets, provenance, caching."""
+
+
+def mount(name: str, target: str, help: str | None = None) -> None:
+    """Add the subcommand ``name``: ``target`` (``"package.module:attribute"``) is a
+    ``typer.Typer`` group or a command function (its docstring is its help)."""
+    module, _, attr = target.partition(":")
+    obj: Any = getattr(importlib.import_module(module), attr)
+    if isinstance(obj, typer.Typer):
+        app.add_typer(obj, name=name, help=help)
+    else:
+        app.command(name, help=help)(obj)
+
+
+mount("compress", "ctxcomp.cli.compress:compress")
+mount("cache", "ctxcomp.cli.cache:cache_app", "Inspect and clear the segment cache.")
+mount("train", "ctxcomp.cli.train:train_app", "Train a token-classification compressor.")
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main", "mount"]
