@@ -1,5 +1,6 @@
 # Two commands do all set-up:  `make demo` (compress a text with the embedded default)
 # and `make test` (lint, type-check, run the test suite). Both create .venv on first use.
+# `make test-unit`: the model-free unit tier alone (tests/unit, under a minute).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed
 # CPU build here; GPU users: make TORCH_SPEC="torch>=2.2,<3" (or install torch first)
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test install lint clean
+.PHONY: demo test test-unit install lint clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -32,6 +33,9 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

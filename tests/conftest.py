@@ -176,3 +176,7 @@ def tiny_xlmr_compressor(tiny_xlmr):
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+# a redis-server for the cache tests of every tier
+from tests.support.redis_server import redis_server, redis_unix_url, redis_url  # noqa: E402, F401

@@ -58,11 +58,16 @@ class Engine:
             )
         if model is not None and (not isinstance(model, str) or not model.strip()):
             raise ctxcomp.InputError(f"model must name a hub id or a local path, got {model!r}")
+        if compressor is not None and getattr(compressor, "reader", None) is None:
+            raise ctxcomp.InputError(
+                "compressor must be a text compressor (one that counts a reader's tokens), got "
+                f"a {getattr(compressor, 'kind', 'non-text')} method"
+            )
         if compressor is not None and reader is not None:
             # a compressor counts its budget in the reader it was built with
-            have = compressor.config().get("reader")
+            have = ctxcomp.get_tokenizer(compressor.reader).name  # every text compressor has one
             want = ctxcomp.get_tokenizer(reader).name
-            if have is not None and have != want:
+            if have != want:
                 raise ctxcomp.InputError(
                     f"the compressor counts its budget in {have!r} tokens, not {want!r}: build "
                     f"it with reader={reader!r} (e.g. ctxcomp.load_compressor(model, "

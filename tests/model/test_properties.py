@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ctxcomp
-from tests.invariants import check_no_fused_words, check_result
+from tests.support.invariants import check_no_fused_words, check_result
 
 WORDS = [
     "alpha",

@@ -71,7 +71,7 @@ def test_redis_stats_and_unreachable(redis_url) -> None:
     assert r.exit_code == 0 and json.loads(r.stdout)["namespaces"]["cli"]["entries"] >= 1
     r = runner.invoke(cache_app, ["clear", "--redis", redis_url, "-n", "cli", "-y"])
     assert r.exit_code == 0 and "removed 1 entries" in r.output
-    from cache_test_helpers import free_port
+    from tests.support.cache_helpers import free_port
 
     r = runner.invoke(cache_app, ["clear", "--redis", f"redis://127.0.0.1:{free_port()}/0", "-y"])
     assert r.exit_code == 2 and "unreachable" in r.output

@@ -6,7 +6,7 @@ import pytest
 
 import ctxcomp
 from ctxcomp import BudgetError, InputError, TokenClassifierCompressor
-from tests.invariants import check_no_fused_words, check_result
+from tests.support.invariants import check_no_fused_words, check_result
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from ctxcomp import Budget, BudgetError, InputError
 from ctxcomp.cli import app
 from ctxcomp.cli.compress import read_text
 from ctxcomp.result import as_documents
-from tests.invariants import check_result
+from tests.support.invariants import check_result
 
 C0 = [chr(i) for i in range(32)] + ["\x7f"]
 ACCEPTED = set("\t\n\v\f\r")

@@ -1,4 +1,4 @@
-"""Fixtures for the cache tests: a real redis-server on loopback, cached compressors."""
+"""A real redis-server on loopback for the cache tests (fixtures imported by tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from cache_test_helpers import free_port
+
+from tests.support.cache_helpers import free_port
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cache_test_helpers import counted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +24,7 @@ from ctxcomp.cache import (
 )
 from ctxcomp.cache.tc import WINDOW_KIND
 from ctxcomp.errors import MissingDependencyError
+from tests.support.cache_helpers import counted
 
 
 def _window(n: int = 6, p: float = 0.5) -> Artifact:

@@ -195,7 +195,7 @@ def test_budget_at_or_above_input_keeps_everything(tiny_bert_compressor):
     assert out.metadata["ctxcomp"]["kept_spans"] == [[0, len(docs[0].page_content)]]
 
 
-def test_construction_errors(tiny_bert_compressor):
+def test_construction_errors(tiny_bert, tiny_bert_compressor):
     with pytest.raises(ctxcomp.InputError, match="not both"):
         CtxcompDocumentCompressor(compressor=tiny_bert_compressor, model="org/checkpoint")
     with pytest.raises(ValueError, match="Compressor"):  # pydantic checks the field's type
@@ -206,6 +206,14 @@ def test_construction_errors(tiny_bert_compressor):
         CtxcompDocumentCompressor(compressor=tiny_bert_compressor, ratio=1.5)
     with pytest.raises(ctxcomp.InputError, match="counts its budget in 'cl100k_base'"):
         CtxcompDocumentCompressor(compressor=tiny_bert_compressor, reader="o200k_base")
+    # the coarse-to-fine pipeline counts in its fine stage's reader, and says so
+    model, tok = tiny_bert
+    o200k = ctxcomp.CoarseToFineCompressor(
+        ctxcomp.TokenClassifierCompressor(model, tok, device="cpu", reader="o200k_base")
+    )
+    with pytest.raises(ctxcomp.InputError, match="counts its budget in 'o200k_base'"):
+        CtxcompDocumentCompressor(compressor=o200k, reader="cl100k_base")
+    assert CtxcompDocumentCompressor(compressor=o200k, reader="o200k_base").compressor is o200k
     assert CtxcompDocumentCompressor(compressor=tiny_bert_compressor).budget == ctxcomp.Budget(
         ratio=0.5
     )

@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import pytest
-from ctxcomp.config import PipelineConfig, build
 
 import ctxcomp
 from ctxcomp.coarse import CoarseToFineCompressor
-from tests.invariants import check_result
+from ctxcomp.config import PipelineConfig, build
+from tests.support.invariants import check_result
 
 NEEDLE = "The lighthouse keeper of Kelvaig, Margit Olafsdottir, painted the tower blue in 1962."
 QUESTION = "Who painted the Kelvaig lighthouse tower blue?"

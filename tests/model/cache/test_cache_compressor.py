@@ -6,9 +6,9 @@ import dataclasses
 
 import numpy as np
 import pytest
-from cache_test_helpers import counted, free_port
 
 from ctxcomp.cache import MemoryStore, SegmentCache, SQLiteStore
+from tests.support.cache_helpers import counted, free_port
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from evals.longbench.data import default_minilongbench_dir
 
 @pytest.fixture(scope="session")
 def mlb_dir() -> Path:
-    d = default_minilongbench_dir(Path(__file__).resolve().parents[2])
+    d = default_minilongbench_dir(Path(__file__).resolve().parents[3])
     if not (d / "example_prediction_scores.json").exists():
         pytest.skip(f"MiniLongBench sample not found at {d} (set CTXCOMP_MINILONGBENCH)")
     return d

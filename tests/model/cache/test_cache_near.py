@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cache_test_helpers import counted as _counted
 
 from ctxcomp.cache import CacheError, MemoryStore, SegmentCache
 from ctxcomp.cache.align import fresh_spans, reuse_scores
+from tests.support.cache_helpers import counted as _counted
 
 faiss = pytest.importorskip("faiss")
 

@@ -27,7 +27,7 @@ from ctxcomp.cache import (
 )
 from ctxcomp.cache.artifact import decode
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _value(key: str, size: int) -> bytes:
@@ -51,7 +51,7 @@ _WORKER = textwrap.dedent(
     """
     import sys, random
     sys.path.insert(0, sys.argv[3])
-    from tests.cache.test_cache_faults import _value, _check
+    from tests.integration.cache.test_cache_faults import _value, _check
     from ctxcomp.cache import SQLiteStore
     path, wid = sys.argv[1], int(sys.argv[2])
     s = SQLiteStore(path)
@@ -266,7 +266,7 @@ def test_corruption_found_while_running_is_recovered(tmp_path: Path) -> None:
 
 
 def _closed_port() -> int:
-    from cache_test_helpers import free_port
+    from tests.support.cache_helpers import free_port
 
     return free_port()  # bound then released: nothing listens there
 

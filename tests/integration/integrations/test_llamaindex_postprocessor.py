@@ -152,13 +152,19 @@ def test_bad_input(tiny_bert_compressor, long_text, check_provenance):
         )
 
 
-def test_construction(tiny_bert_compressor, monkeypatch):
+def test_construction(tiny_bert, tiny_bert_compressor, monkeypatch):
     with pytest.raises(ctxcomp.InputError, match="not both"):
         CtxcompPostprocessor(compressor=tiny_bert_compressor, model="org/checkpoint")
     with pytest.raises(ctxcomp.BudgetError):
         CtxcompPostprocessor(compressor=tiny_bert_compressor, ratio=0.0)
     with pytest.raises(ctxcomp.InputError, match="counts its budget"):
         CtxcompPostprocessor(compressor=tiny_bert_compressor, reader="o200k_base")
+    model, tok = tiny_bert  # a coarse-to-fine pipeline counting in o200k
+    o200k = ctxcomp.CoarseToFineCompressor(
+        ctxcomp.TokenClassifierCompressor(model, tok, device="cpu", reader="o200k_base")
+    )
+    with pytest.raises(ctxcomp.InputError, match="counts its budget in 'o200k_base'"):
+        CtxcompPostprocessor(compressor=o200k, reader="cl100k_base")
     assert CtxcompPostprocessor(compressor=tiny_bert_compressor).budget == ctxcomp.Budget(ratio=0.5)
     calls = []
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the cache tests (imported as a plain module: tests/cache is on sys.path)."""
+"""Helpers shared by the cache tests."""
 
 from __future__ import annotations
 

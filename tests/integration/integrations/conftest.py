@@ -151,7 +151,7 @@ def _assert_provenance(piece: str, original: str, spans: list[list[int]]) -> Non
 
 # -- docs/integrations.md ------------------------------------------------------------------
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "integrations.md"
 DOC_MODEL_PREFIX = "microsoft/llmlingua-2-"
 
 
