@@ -91,19 +91,21 @@ def file_digest(path: str | os.PathLike[str]) -> str:
 _MODEL_FP: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictionary()
 _MODEL_FP_LOCK = threading.Lock()
 _VOLATILE_CONFIG_KEYS = {"_name_or_path", "transformers_version", "torch_dtype", "dtype"}
-_SAMPLE = 4096  # elements read from each parameter tensor
 
 
 def model_fingerprint(model: Any) -> str:
     """Digest of a loaded torch model: its class, its config (without path, version and
-    dtype entries) and a strided sample of every parameter's values and shape.
+    dtype entries) and the exact values, shape and dtype of every parameter and buffer.
 
-    Two models with different weights get different fingerprints (the sample covers every
-    tensor), while the same weights loaded twice, from anywhere, get the same one. Memoised
-    per model object until its parameters are changed in place (tracked by torch's version
-    counters)."""
-    params = list(model.named_parameters()) if hasattr(model, "named_parameters") else []
-    version = sum(int(getattr(p, "_version", 0)) for _, p in params)
+    Two models with different weights get different fingerprints — cache keys and latent
+    prompts rely on it — while the same weights loaded twice, from anywhere, get the same
+    one. Memoised per model object until its tensors are changed in place (tracked by
+    torch's version counters)."""
+    tensors = []
+    for attr in ("named_parameters", "named_buffers"):
+        if hasattr(model, attr):
+            tensors += list(getattr(model, attr)())
+    version = sum(int(getattr(t, "_version", 0)) for _, t in tensors)
     with _MODEL_FP_LOCK:
         hit = _MODEL_FP.get(model)
         if hit is not None and hit[0] == version:
@@ -113,12 +115,12 @@ def model_fingerprint(model: Any) -> str:
     if cfg is not None and hasattr(cfg, "to_dict"):
         c = {k: v for k, v in cfg.to_dict().items() if k not in _VOLATILE_CONFIG_KEYS}
         h.update(json.dumps(c, sort_keys=True, default=str).encode())
-    for name, p in params:
-        t = p.detach().reshape(-1)
-        step = max(1, t.numel() // _SAMPLE)
-        sample = t[::step][:_SAMPLE].float().cpu().numpy()
-        h.update(f"{name}:{tuple(p.shape)}:{p.dtype}\n".encode())
-        h.update(sample.tobytes())
+    for name, t in tensors:
+        t = t.detach()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}\n".encode())
+        if t.is_floating_point() and t.dtype.itemsize < 4:  # bf16 / fp16: exact in float32
+            t = t.float()
+        h.update(memoryview(t.cpu().contiguous().numpy()).cast("B"))
     fp = h.hexdigest()[:HEX]
     with _MODEL_FP_LOCK, contextlib.suppress(TypeError):  # not weak-referenceable: no memo
         _MODEL_FP[model] = (version, fp)

@@ -200,6 +200,16 @@ def test_model_fingerprint_tracks_weights() -> None:
     assert model_fingerprint(a) != model_fingerprint(b)  # in-place edit seen
     c = torch.nn.Linear(4, 4)
     assert model_fingerprint(c) != model_fingerprint(a)
+    # every value counts, not a sample: one element of a large tensor, and buffers
+    big, big2 = torch.nn.Embedding(50_000, 8), torch.nn.Embedding(50_000, 8)
+    big2.load_state_dict(big.state_dict())
+    assert model_fingerprint(big) == model_fingerprint(big2)
+    with torch.no_grad():
+        big2.weight[12_345, 3] += 1e-3
+    assert model_fingerprint(big) != model_fingerprint(big2)
+    bn, bn2 = torch.nn.BatchNorm1d(4), torch.nn.BatchNorm1d(4)
+    bn2.running_mean.add_(1.0)
+    assert model_fingerprint(bn) != model_fingerprint(bn2)
 
 
 def test_toy_composes_with_the_config_builder_and_a_cache_file(tmp_path) -> None:
