@@ -1,0 +1,387 @@
+"""``ctxcomp batch`` on Ray Data: read, compress on an actor pool, commit, merge.
+
+1. The driver reads the input once (:func:`ctxcomp.batch.io.scan`): bad rows go to the
+   rejects file, ids already done are skipped, the rest are put in Ray's object store as
+   Arrow blocks.
+2. ``map_batches`` runs :class:`~ctxcomp.batch.worker.CompressActor` on a fixed pool of
+   actors (model loaded once per actor; ``num_cpus`` = threads per actor, torch set to match;
+   ``num_gpus`` per actor when the cluster has GPUs). Ray Data restarts a dead actor and
+   retries its task, so a killed worker's rows are computed again, never lost.
+3. The driver takes results as they stream out and commits them in parts
+   (:class:`~ctxcomp.batch.resume.WorkDir`): every id once, atomically. Ctrl-C or a failure
+   still commits what was received.
+4. At the end the parts are merged into the output file and the rejects file is written.
+
+Ray is started in-process (``ray.init(num_cpus=...)``, no dashboard) unless a cluster address
+is given, or Ray is already initialised (then it is reused and left running).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._deps import require
+from ..budget import Budget
+from ..errors import InputError
+from ..pipeline import PipelineConfig
+from .io import DEFAULT_MAX_CHARS, KEY, Fields, Limits, compute, file_format, scan
+from .output import finish
+from .report import BatchSummary, Reporter
+from .resume import STATUS, WorkDir, read_output, remove_previous
+from .worker import CompressActor, Factory
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a batch run uses Ray. ``None`` means: chosen from the cluster's resources."""
+
+    actors: int | None = None  # default: one per GPU, else CPUs // threads_per_actor
+    threads_per_actor: int | None = None  # default: CPUs // actors (1 when actors is unset)
+    gpus_per_actor: float | None = None  # default: 1 when the cluster has GPUs, else 0
+    ray_address: str | None = None  # None: start Ray in this process
+    num_cpus: int | None = None  # CPUs of the in-process Ray (default: os.cpu_count())
+    cache: str | None = None  # redis:// URL shared by all actors, or a dir of per-actor files
+    batch_rows: int = 16  # rows per actor call (map_batches batch_size)
+    rows_per_call: int = 1  # rows per compress_batch call (1: each row as compress() does)
+    max_chars: int = DEFAULT_MAX_CHARS
+    commit_rows: int = 1000  # a part is committed every commit_rows rows ...
+    commit_seconds: float = 30.0  # ... or every commit_seconds, whichever comes first
+
+    def __post_init__(self) -> None:
+        for name in ("actors", "threads_per_actor", "num_cpus"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise InputError(f"{name} must be at least 1, got {v}")
+        if self.gpus_per_actor is not None and self.gpus_per_actor < 0:
+            raise InputError(f"gpus_per_actor must be >= 0, got {self.gpus_per_actor}")
+        if min(self.batch_rows, self.rows_per_call, self.commit_rows) < 1:
+            raise InputError("batch_rows, rows_per_call and commit_rows must be at least 1")
+
+
+def run_batch(
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    ratio: float | None = None,
+    target_tokens: int | None = None,
+    fields: Fields | None = None,
+    config: PipelineConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    options: RunOptions | None = None,
+    rejects: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    compressor_factory: Factory | None = None,
+) -> BatchSummary:
+    """Compress every row of ``input`` (JSONL or Parquet) into ``output``; resumable.
+
+    ``config`` is a :class:`~ctxcomp.PipelineConfig`, a mapping or a JSON/TOML file (default:
+    the embedded default pipeline). Re-running with the same arguments skips the ids already
+    in ``output`` (or committed by an interrupted run). ``compressor_factory(config_mapping)``
+    replaces :func:`ctxcomp.build_pipeline` in the actors (it must be picklable).
+    """
+    started = time.monotonic()
+    budget = Budget.of(ratio, target_tokens)
+    fields = fields or Fields()
+    opts = options or RunOptions()
+    src, out = Path(input), Path(output)
+    file_format(src), file_format(out)
+    if not src.is_file():
+        raise InputError(f"input file {str(input)!r} does not exist")
+    if src.resolve() == out.resolve():
+        raise InputError("the output must be a different file from the input")
+    rej = Path(rejects) if rejects is not None else out.with_name(out.stem + ".rejects.jsonl")
+    pipeline = _pipeline(config)
+    if overwrite:
+        remove_previous(out, rej, fields.id)
+    base_ids, base_hash, base_budget = read_output(out, fields.id)
+    if base_budget is not None and base_budget != str(budget):
+        raise InputError(
+            f"{out.name} was compressed with {base_budget}, this run asks for {budget}: "
+            "use the same budget to resume, --overwrite, or another output file"
+        )
+    work = WorkDir(out)
+    work.open(
+        {
+            "budget": str(budget),
+            "fields": [fields.id, fields.text, fields.question],
+            "pipeline": pipeline.to_dict(),
+        }
+    )
+    summary = BatchSummary(str(src), str(out), str(rej))
+    report = Reporter(progress)
+    with _RaySession(opts) as session:
+        done = base_ids | work.done_keys()
+        with report.status(f"reading {src.name}…"):
+            blocks = _read(src, fields, done, opts, work, session, summary)
+        if blocks.refs:
+            commit = _Committer(work, done, base_hash or _parts_hash(work), opts, report, summary)
+            try:
+                with report.rows(blocks.rows):
+                    for table in session.run(
+                        blocks.refs, pipeline, budget, opts, compressor_factory, summary
+                    ):
+                        commit.add(table)
+                commit.end()
+            finally:
+                commit.flush()
+                if commit.failed:
+                    report.note(
+                        f"[yellow]interrupted:[/] {summary.compressed:,} rows committed "
+                        f"in {work.path.name}; run the same command again to resume"
+                    )
+    with report.status("writing the output…"):
+        merged = finish(work, out, rej, fields.id, base_ids)
+    summary.output_rows = merged.rows
+    summary.rejected = merged.rejects
+    summary.reject_kinds = dict(merged.reject_kinds)
+    summary.seconds = time.monotonic() - started
+    report.summary(summary)
+    return summary
+
+
+def _pipeline(config: Any) -> PipelineConfig:
+    if config is None:
+        return PipelineConfig()
+    if isinstance(config, PipelineConfig):
+        return config
+    if isinstance(config, Mapping):
+        return PipelineConfig.from_mapping(config)
+    return PipelineConfig.from_file(config)
+
+
+def _parts_hash(work: WorkDir) -> str | None:
+    """The config hash of rows an interrupted run committed, if any."""
+    pq, pc = require("pyarrow.parquet", "batch"), compute()
+    for p in work.parts():
+        t = pq.read_table(p, columns=[STATUS, "config_hash"])
+        t = t.filter(pc.equal(t.column(STATUS), "ok"))
+        if t.num_rows:
+            return str(t.column("config_hash")[0].as_py())
+    return None
+
+
+@dataclass
+class _Blocks:
+    refs: list[Any]
+    rows: int = 0
+
+
+def _read(
+    src: Path,
+    fields: Fields,
+    done: set[str],
+    opts: RunOptions,
+    work: WorkDir,
+    session: _RaySession,
+    summary: BatchSummary,
+) -> _Blocks:
+    """Scan the input: rejects to the work dir, fresh rows to the object store in blocks."""
+    import json
+
+    blocks = _Blocks(refs=[])
+    block_rows = opts.batch_rows  # one block per actor call: even spread, small retries
+    with open(work.scan_rejects, "w", encoding="utf-8") as rej:
+        for chunk in scan(src, fields, done=done, limits=Limits(opts.max_chars)):
+            summary.input_rows += chunk.rows
+            summary.skipped += chunk.skipped
+            for r in chunk.rejects:
+                rej.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+            t = chunk.table
+            for start in range(0, t.num_rows, block_rows):
+                blocks.refs.append(session.put(t.slice(start, block_rows)))
+            blocks.rows += t.num_rows
+    return blocks
+
+
+class _Committer:
+    """Takes result tables from the stream, commits them in parts, counts what was done."""
+
+    def __init__(
+        self,
+        work: WorkDir,
+        done: set[str],
+        expected_hash: str | None,
+        opts: RunOptions,
+        report: Reporter,
+        summary: BatchSummary,
+    ) -> None:
+        self.work, self.done, self.hash = work, done, expected_hash
+        self.opts, self.report, self.summary = opts, report, summary
+        self.buffer: list[Any] = []
+        self.buffered = 0
+        self.last = time.monotonic()
+        self.failed = True  # until the stream ends normally
+
+    def add(self, table: Any) -> None:
+        pa, pc = require("pyarrow", "batch"), compute()
+        keys = table.column(KEY).to_pylist()
+        fresh = [i for i, k in enumerate(keys) if k not in self.done]
+        if len(fresh) < len(keys):  # never twice, whatever the engine delivers
+            table = table.take(pa.array(fresh, pa.int64()))
+            keys = [keys[i] for i in fresh]
+        ok = table.filter(pc.equal(table.column(STATUS), "ok"))
+        hashes = set(ok.column("config_hash").to_pylist())
+        if self.hash is not None:
+            hashes.add(self.hash)
+        if len(hashes) > 1:
+            raise InputError(
+                f"rows with different config hashes {sorted(hashes)}: the pipeline differs from "
+                "the one that wrote the output so far (model files changed?); use --overwrite "
+                "or another output file"
+            )
+        self.hash = next(iter(hashes), None)
+        self.done.update(keys)
+        self.buffer.append(table)
+        self.buffered += table.num_rows
+        self.summary.compressed += ok.num_rows
+        self.summary.original_tokens += int(pc.sum(ok.column("original_tokens")).as_py() or 0)
+        self.summary.compressed_tokens += int(pc.sum(ok.column("compressed_tokens")).as_py() or 0)
+        self.summary.config_hash = self.hash
+        self.report.advance(len(keys))
+        if (
+            self.buffered >= self.opts.commit_rows
+            or time.monotonic() - self.last >= self.opts.commit_seconds
+        ):
+            self.flush()
+
+    def end(self) -> None:
+        self.failed = False
+
+    def flush(self) -> None:
+        if self.buffered:
+            pa = require("pyarrow", "batch")
+            self.work.commit(pa.concat_tables(self.buffer, promote_options="permissive"))
+        self.buffer, self.buffered, self.last = [], 0, time.monotonic()
+
+
+class _RaySession:
+    """Ray for one run: connected lazily (only when there are rows to compress)."""
+
+    def __init__(self, opts: RunOptions) -> None:
+        self.opts = opts
+        self.ray: Any = None
+        self.started = False
+
+    def __enter__(self) -> _RaySession:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+    def connect(self) -> Any:
+        if self.ray is not None:
+            return self.ray
+        ray = require("ray", "batch")
+        require("ray.data", "batch")
+        if not ray.is_initialized():
+            kw: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+            if self.opts.ray_address:
+                ray.init(address=self.opts.ray_address, **kw)
+            else:
+                ray.init(
+                    num_cpus=self.opts.num_cpus or os.cpu_count() or 1,
+                    include_dashboard=False,
+                    **kw,
+                )
+            self.started = True
+        self.ray = ray
+        return ray
+
+    def put(self, table: Any) -> Any:
+        return self.connect().put(table)
+
+    def resources(self) -> tuple[int, int, float]:
+        """(actors, threads per actor, GPUs per actor) for this cluster."""
+        res = self.connect().cluster_resources()
+        cpus, gpus = int(res.get("CPU", 1)), float(res.get("GPU", 0))
+        o = self.opts
+        gpa = o.gpus_per_actor if o.gpus_per_actor is not None else (1.0 if gpus >= 1 else 0.0)
+        if o.actors is not None:
+            actors = o.actors
+        elif gpa > 0:
+            actors = max(1, int(gpus // gpa))
+        else:
+            actors = max(1, cpus // (o.threads_per_actor or 1))
+        threads = o.threads_per_actor or max(1, cpus // actors)
+        if not o.ray_address and actors * threads > cpus:
+            raise InputError(
+                f"{actors} actors x {threads} threads need {actors * threads} CPUs; "
+                f"this Ray has {cpus} (lower --actors / --threads-per-actor)"
+            )
+        return actors, threads, gpa
+
+    def run(
+        self,
+        refs: list[Any],
+        pipeline: PipelineConfig,
+        budget: Budget,
+        opts: RunOptions,
+        factory: Factory | None,
+        summary: BatchSummary,
+    ) -> Iterator[Any]:
+        """Result tables (internal columns) as the actor pool produces them."""
+        ray = self.connect()
+        actors, threads, gpus = self.resources()
+        summary.actors, summary.threads_per_actor, summary.gpus_per_actor = actors, threads, gpus
+        with _quiet_data(ray):
+            yield from self._stream(
+                ray, refs, pipeline, budget, opts, factory, actors, threads, gpus
+            )
+
+    def _stream(
+        self,
+        ray: Any,
+        refs: list[Any],
+        pipeline: PipelineConfig,
+        budget: Budget,
+        opts: RunOptions,
+        factory: Factory | None,
+        actors: int,
+        threads: int,
+        gpus: float,
+    ) -> Iterator[Any]:
+        ds = ray.data.from_arrow_refs(refs).map_batches(
+            CompressActor,
+            fn_constructor_kwargs={
+                "config": pipeline.to_dict(),
+                "budget": budget,
+                "threads": threads,
+                "cache": opts.cache,
+                "rows_per_call": opts.rows_per_call,
+                "factory": factory,
+            },
+            batch_size=opts.batch_rows,
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=threads,
+            num_gpus=gpus or None,
+            udf_modifying_row_count=False,
+        )
+        yield from ds.iter_batches(batch_format="pyarrow", batch_size=None)
+
+
+@contextmanager
+def _quiet_data(ray: Any) -> Iterator[None]:
+    """Our own progress replaces Ray Data's bars and per-dataset log lines; order kept."""
+    ctx = ray.data.DataContext.get_current()
+    saved = (ctx.enable_progress_bars, ctx.execution_options.preserve_order)
+    log = logging.getLogger("ray.data")
+    level = log.level
+    ctx.enable_progress_bars, ctx.execution_options.preserve_order = False, True
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        ctx.enable_progress_bars, ctx.execution_options.preserve_order = saved
+        log.setLevel(level)
+
+
+__all__ = ["RunOptions", "run_batch"]
