@@ -65,6 +65,9 @@ def batch(
         int,
         typer.Option(help="Rows per compress_batch call (1: each row exactly as compress())."),
     ] = 1,
+    commit_rows: Annotated[
+        int, typer.Option(help="Commit results every N rows (at most what a kill recomputes).")
+    ] = 1000,
     max_chars: Annotated[
         int, typer.Option(help="Reject texts longer than this many characters.")
     ] = 2_000_000,
@@ -105,6 +108,7 @@ def batch(
                 batch_rows=batch_rows,
                 rows_per_call=rows_per_call,
                 max_chars=max_chars,
+                commit_rows=commit_rows,
             ),
             rejects=rejects,
             overwrite=overwrite,

@@ -18,9 +18,11 @@ is given, or Ray is already initialised (then it is reused and left running).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,9 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .._deps import require
-from ..budget import Budget
-from ..errors import InputError
-from ..pipeline import PipelineConfig
+from .. import Budget, InputError, PipelineConfig
 from .io import DEFAULT_MAX_CHARS, KEY, Fields, Limits, compute, file_format, scan
 from .output import finish
 from .report import BatchSummary, Reporter
@@ -87,6 +87,9 @@ def run_batch(
     replaces :func:`ctxcomp.build_pipeline` in the actors (it must be picklable).
     """
     started = time.monotonic()
+    for module in ("pyarrow", "ray"):  # fail before any work, with the install hint
+        if importlib.util.find_spec(module) is None:
+            require(module, "batch")
     budget = Budget.of(ratio, target_tokens)
     fields = fields or Fields()
     opts = options or RunOptions()
@@ -370,17 +373,20 @@ class _RaySession:
 
 @contextmanager
 def _quiet_data(ray: Any) -> Iterator[None]:
-    """Our own progress replaces Ray Data's bars and per-dataset log lines; order kept."""
-    ctx = ray.data.DataContext.get_current()
-    saved = (ctx.enable_progress_bars, ctx.execution_options.preserve_order)
+    """A Ray Data context for the run: our own progress instead of Ray Data's bars and log
+    lines, and results in input order."""
+    with warnings.catch_warnings():  # Ray's own default context warns about its own fields
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx = ray.data.DataContext.get_current().copy()
+    ctx.enable_progress_bars = False
+    ctx.execution_options.preserve_order = True
     log = logging.getLogger("ray.data")
     level = log.level
-    ctx.enable_progress_bars, ctx.execution_options.preserve_order = False, True
     log.setLevel(logging.ERROR)
     try:
-        yield
+        with ray.data.DataContext.current(ctx):
+            yield
     finally:
-        ctx.enable_progress_bars, ctx.execution_options.preserve_order = saved
         log.setLevel(level)
 
 

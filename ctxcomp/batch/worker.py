@@ -16,9 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..budget import Budget
-from ..compressors.base import Compressor
-from ..errors import CtxcompError
+from .. import Budget, Compressor, CtxcompError
 from .io import META, QUESTION, RESULT_COLUMNS, TEXT, pyarrow
 from .output import result_fields
 from .resume import KIND, REASON, STATUS
@@ -87,9 +85,9 @@ class CompressActor:
                 path, self._slot = claim_cache_slot(cache)
                 cfg["cache"] = str(path)
         if factory is None:
-            from ..pipeline import PipelineConfig, build
+            from .. import PipelineConfig, build_pipeline
 
-            self.compressor: Compressor = build(PipelineConfig.from_mapping(cfg))
+            self.compressor: Compressor = build_pipeline(PipelineConfig.from_mapping(cfg))
         else:
             self.compressor = factory(cfg)
         self.budget = budget
