@@ -12,9 +12,10 @@ skips ids already done. See docs/batch.md.
 Importing this package is light: pyarrow and ray load when a run starts.
 """
 
-from .engine import RunOptions, run_batch
-from .io import RESULT_COLUMNS, Fields, Limits, Reject
+from .engine import run_batch
+from .options import RunOptions
 from .report import BatchSummary
+from .schema import RESULT_COLUMNS, Fields, Limits, Reject
 
 __all__ = [
     "RESULT_COLUMNS",

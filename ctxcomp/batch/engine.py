@@ -11,58 +11,28 @@
    (:class:`~ctxcomp.batch.resume.WorkDir`): every id once, atomically. Ctrl-C or a failure
    still commits what was received.
 4. At the end the parts are merged into the output file and the rejects file is written.
-
-Ray is started in-process (``ray.init(num_cpus=...)``, no dashboard) unless a cluster address
-is given, or Ray is already initialised (then it is reused and left running).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import time
-import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._deps import require
 from .. import Budget, InputError, PipelineConfig
-from .io import DEFAULT_MAX_CHARS, KEY, Fields, Limits, compute, file_format, scan
+from .._deps import require
+from .cluster import RaySession
+from .io import scan
+from .options import RunOptions
 from .output import finish
 from .report import BatchSummary, Reporter
 from .resume import STATUS, WorkDir, read_output, remove_previous
-from .worker import CompressActor, Factory
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How a batch run uses Ray. ``None`` means: chosen from the cluster's resources."""
-
-    actors: int | None = None  # default: one per GPU, else CPUs // threads_per_actor
-    threads_per_actor: int | None = None  # default: CPUs // actors (1 when actors is unset)
-    gpus_per_actor: float | None = None  # default: 1 when the cluster has GPUs, else 0
-    ray_address: str | None = None  # None: start Ray in this process
-    num_cpus: int | None = None  # CPUs of the in-process Ray (default: os.cpu_count())
-    cache: str | None = None  # redis:// URL shared by all actors, or a dir of per-actor files
-    batch_rows: int = 16  # rows per actor call (map_batches batch_size)
-    rows_per_call: int = 1  # rows per compress_batch call (1: each row as compress() does)
-    max_chars: int = DEFAULT_MAX_CHARS
-    commit_rows: int = 1000  # a part is committed every commit_rows rows ...
-    commit_seconds: float = 30.0  # ... or every commit_seconds, whichever comes first
-
-    def __post_init__(self) -> None:
-        for name in ("actors", "threads_per_actor", "num_cpus"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise InputError(f"{name} must be at least 1, got {v}")
-        if self.gpus_per_actor is not None and self.gpus_per_actor < 0:
-            raise InputError(f"gpus_per_actor must be >= 0, got {self.gpus_per_actor}")
-        if min(self.batch_rows, self.rows_per_call, self.commit_rows) < 1:
-            raise InputError("batch_rows, rows_per_call and commit_rows must be at least 1")
+from .schema import KEY, Fields, Limits, compute, file_format
+from .worker import Factory
 
 
 def run_batch(
@@ -119,7 +89,7 @@ def run_batch(
     )
     summary = BatchSummary(str(src), str(out), str(rej))
     report = Reporter(progress)
-    with _RaySession(opts) as session:
+    with RaySession(opts) as session:
         done = base_ids | work.done_keys()
         with report.status(f"reading {src.name}…"):
             blocks = _read(src, fields, done, opts, work, session, summary)
@@ -128,7 +98,7 @@ def run_batch(
             try:
                 with report.rows(blocks.rows):
                     for table in session.run(
-                        blocks.refs, pipeline, budget, opts, compressor_factory, summary
+                        blocks.refs, pipeline, budget, compressor_factory, summary
                     ):
                         commit.add(table)
                 commit.end()
@@ -182,7 +152,7 @@ def _read(
     done: set[str],
     opts: RunOptions,
     work: WorkDir,
-    session: _RaySession,
+    session: RaySession,
     summary: BatchSummary,
 ) -> _Blocks:
     """Scan the input: rejects to the work dir, fresh rows to the object store in blocks."""
@@ -219,7 +189,8 @@ class _Committer:
         self.opts, self.report, self.summary = opts, report, summary
         self.buffer: list[Any] = []
         self.buffered = 0
-        self.last = time.monotonic()
+        self.last = self.start = time.monotonic()
+        self.first: float | None = None
         self.failed = True  # until the stream ends normally
 
     def add(self, table: Any) -> None:
@@ -248,6 +219,13 @@ class _Committer:
         self.summary.compressed_tokens += int(pc.sum(ok.column("compressed_tokens")).as_py() or 0)
         self.summary.config_hash = self.hash
         self.report.advance(len(keys))
+        now = time.monotonic()
+        if self.first is None:
+            self.first = now
+            self.summary.startup_seconds = now - self.start
+        else:
+            self.summary.steady_rows += len(keys)
+            self.summary.steady_seconds = now - self.first
         if (
             self.buffered >= self.opts.commit_rows
             or time.monotonic() - self.last >= self.opts.commit_seconds
@@ -262,132 +240,6 @@ class _Committer:
             pa = require("pyarrow", "batch")
             self.work.commit(pa.concat_tables(self.buffer, promote_options="permissive"))
         self.buffer, self.buffered, self.last = [], 0, time.monotonic()
-
-
-class _RaySession:
-    """Ray for one run: connected lazily (only when there are rows to compress)."""
-
-    def __init__(self, opts: RunOptions) -> None:
-        self.opts = opts
-        self.ray: Any = None
-        self.started = False
-
-    def __enter__(self) -> _RaySession:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.started:
-            self.ray.shutdown()
-
-    def connect(self) -> Any:
-        if self.ray is not None:
-            return self.ray
-        ray = require("ray", "batch")
-        require("ray.data", "batch")
-        if not ray.is_initialized():
-            kw: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
-            if self.opts.ray_address:
-                ray.init(address=self.opts.ray_address, **kw)
-            else:
-                ray.init(
-                    num_cpus=self.opts.num_cpus or os.cpu_count() or 1,
-                    include_dashboard=False,
-                    **kw,
-                )
-            self.started = True
-        self.ray = ray
-        return ray
-
-    def put(self, table: Any) -> Any:
-        return self.connect().put(table)
-
-    def resources(self) -> tuple[int, int, float]:
-        """(actors, threads per actor, GPUs per actor) for this cluster."""
-        res = self.connect().cluster_resources()
-        cpus, gpus = int(res.get("CPU", 1)), float(res.get("GPU", 0))
-        o = self.opts
-        gpa = o.gpus_per_actor if o.gpus_per_actor is not None else (1.0 if gpus >= 1 else 0.0)
-        if o.actors is not None:
-            actors = o.actors
-        elif gpa > 0:
-            actors = max(1, int(gpus // gpa))
-        else:
-            actors = max(1, cpus // (o.threads_per_actor or 1))
-        threads = o.threads_per_actor or max(1, cpus // actors)
-        if not o.ray_address and actors * threads > cpus:
-            raise InputError(
-                f"{actors} actors x {threads} threads need {actors * threads} CPUs; "
-                f"this Ray has {cpus} (lower --actors / --threads-per-actor)"
-            )
-        return actors, threads, gpa
-
-    def run(
-        self,
-        refs: list[Any],
-        pipeline: PipelineConfig,
-        budget: Budget,
-        opts: RunOptions,
-        factory: Factory | None,
-        summary: BatchSummary,
-    ) -> Iterator[Any]:
-        """Result tables (internal columns) as the actor pool produces them."""
-        ray = self.connect()
-        actors, threads, gpus = self.resources()
-        summary.actors, summary.threads_per_actor, summary.gpus_per_actor = actors, threads, gpus
-        with _quiet_data(ray):
-            yield from self._stream(
-                ray, refs, pipeline, budget, opts, factory, actors, threads, gpus
-            )
-
-    def _stream(
-        self,
-        ray: Any,
-        refs: list[Any],
-        pipeline: PipelineConfig,
-        budget: Budget,
-        opts: RunOptions,
-        factory: Factory | None,
-        actors: int,
-        threads: int,
-        gpus: float,
-    ) -> Iterator[Any]:
-        ds = ray.data.from_arrow_refs(refs).map_batches(
-            CompressActor,
-            fn_constructor_kwargs={
-                "config": pipeline.to_dict(),
-                "budget": budget,
-                "threads": threads,
-                "cache": opts.cache,
-                "rows_per_call": opts.rows_per_call,
-                "factory": factory,
-            },
-            batch_size=opts.batch_rows,
-            batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=actors),
-            num_cpus=threads,
-            num_gpus=gpus or None,
-            udf_modifying_row_count=False,
-        )
-        yield from ds.iter_batches(batch_format="pyarrow", batch_size=None)
-
-
-@contextmanager
-def _quiet_data(ray: Any) -> Iterator[None]:
-    """A Ray Data context for the run: our own progress instead of Ray Data's bars and log
-    lines, and results in input order."""
-    with warnings.catch_warnings():  # Ray's own default context warns about its own fields
-        warnings.simplefilter("ignore", DeprecationWarning)
-        ctx = ray.data.DataContext.get_current().copy()
-    ctx.enable_progress_bars = False
-    ctx.execution_options.preserve_order = True
-    log = logging.getLogger("ray.data")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        with ray.data.DataContext.current(ctx):
-            yield
-    finally:
-        log.setLevel(level)
 
 
 __all__ = ["RunOptions", "run_batch"]

@@ -1,6 +1,6 @@
 """The final merge of ``ctxcomp batch``: committed parts (+ an earlier output) -> OUT, rejects.
 
-Output rows: the id field first, then :data:`~ctxcomp.batch.io.RESULT_COLUMNS`, then the
+Output rows: the id field first, then :data:`~ctxcomp.batch.schema.RESULT_COLUMNS`, then the
 input's other fields (its metadata, the question field included; the input text is not
 repeated). JSONL -> JSONL keeps every value as it was; Parquet -> Parquet keeps the column
 types; JSONL -> Parquet infers one type per field over the whole output (a field whose values
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .io import KEY, META, RESULT_COLUMNS, ROW, compute, file_format, parquet, pyarrow
 from .resume import KIND, REASON, STATUS, WorkDir, atomic_write
+from .schema import KEY, META, RESULT_COLUMNS, ROW, compute, file_format, parquet, pyarrow
 
 _INTERNAL = {ROW, KEY, META, STATUS, KIND, REASON}
 

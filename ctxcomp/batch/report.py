@@ -24,7 +24,10 @@ class BatchSummary:
     output_rows: int = 0  # rows in the output file after the run
     original_tokens: int = 0
     compressed_tokens: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole run: reading, Ray and actor start-up, compressing, merging
+    startup_seconds: float = 0.0  # from launching the actors to the first compressed block
+    steady_rows: int = 0  # rows that came after the first block ...
+    steady_seconds: float = 0.0  # ... and the time they took (actors warm)
     actors: int = 0
     threads_per_actor: int = 0
     gpus_per_actor: float = 0.0
@@ -35,11 +38,21 @@ class BatchSummary:
         return self.compressed / self.seconds if self.seconds > 0 else 0.0
 
     @property
+    def steady_rows_per_second(self) -> float:
+        """Throughput once every actor is up (start-up excluded): what scales."""
+        return self.steady_rows / self.steady_seconds if self.steady_seconds > 0 else 0.0
+
+    @property
     def ratio(self) -> float | None:
         return self.compressed_tokens / self.original_tokens if self.original_tokens else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "rows_per_second": self.rows_per_second, "ratio": self.ratio}
+        return {
+            **asdict(self),
+            "rows_per_second": self.rows_per_second,
+            "steady_rows_per_second": self.steady_rows_per_second,
+            "ratio": self.ratio,
+        }
 
 
 def _clock(seconds: float) -> str:
@@ -133,6 +146,11 @@ class Reporter:
         ratio = f"  (ratio {s.ratio:.3f})" if s.ratio is not None else ""
         t.add_row("tokens in → out", f"{s.original_tokens:,} → {s.compressed_tokens:,}{ratio}")
         t.add_row("time", f"{s.seconds:.1f} s  ({s.rows_per_second:,.2f} rows/s)")
+        if s.steady_seconds:
+            t.add_row(
+                "after start-up",
+                f"{s.steady_rows_per_second:,.2f} rows/s (start-up {s.startup_seconds:.1f} s)",
+            )
         if s.actors:
             gpus = f", {s.gpus_per_actor:g} GPU" if s.gpus_per_actor else ""
             t.add_row("actors", f"{s.actors} × {s.threads_per_actor} CPU thread(s){gpus}")

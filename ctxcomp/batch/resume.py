@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from .io import KEY, RESULT_COLUMNS, file_format, parquet, pyarrow
+from .schema import KEY, RESULT_COLUMNS, file_format, parquet, pyarrow
 
 STATUS, KIND, REASON = "ctxcomp.status", "ctxcomp.kind", "ctxcomp.reason"
 SUFFIX = ".ctxcomp-batch"

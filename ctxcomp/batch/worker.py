@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import Budget, Compressor, CtxcompError
-from .io import META, QUESTION, RESULT_COLUMNS, TEXT, pyarrow
 from .output import result_fields
 from .resume import KIND, REASON, STATUS
+from .schema import META, QUESTION, RESULT_COLUMNS, TEXT, pyarrow
 
 Factory = Callable[[Mapping[str, Any]], Compressor]
 
@@ -110,7 +110,7 @@ def _groups(questions: list[str | None], size: int) -> Iterator[list[int]]:
 
 
 def compress_table(comp: Compressor, batch: Any, budget: Budget, rows_per_call: int = 1) -> Any:
-    """Compress every row of an internal batch (see :mod:`ctxcomp.batch.io`).
+    """Compress every row of an internal batch (see :mod:`ctxcomp.batch.schema`).
 
     With ``rows_per_call`` 1 (the default) each row is one ``compress`` call, exactly what
     ``ctxcomp.compress`` gives for that text; more rows per ``compress_batch`` call share

@@ -15,9 +15,10 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 import ctxcomp  # noqa: E402
 from ctxcomp.batch import Fields, Limits, run_batch  # noqa: E402
-from ctxcomp.batch.io import KEY, META, ROW, TEXT, scan  # noqa: E402
+from ctxcomp.batch.io import scan  # noqa: E402
 from ctxcomp.batch.output import finish  # noqa: E402
 from ctxcomp.batch.resume import WorkDir, read_output  # noqa: E402
+from ctxcomp.batch.schema import KEY, META, ROW, TEXT  # noqa: E402
 from ctxcomp.batch.worker import claim_cache_slot, compress_table  # noqa: E402
 
 
