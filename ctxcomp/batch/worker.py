@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,9 @@ def claim_cache_slot(directory: str | os.PathLike[str]) -> tuple[Path, int]:
 
 
 def set_threads(threads: int) -> None:
-    """CPU threads of this process's model runtime (torch; ONNX Runtime reads torch's)."""
+    """CPU threads of the model runtime (torch; ONNX Runtime reads torch's) for the calling
+    thread: OpenMP keeps the setting per thread, and Ray Data calls an actor from a thread
+    other than the one that constructed it."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     try:
         import torch
@@ -92,8 +95,13 @@ class CompressActor:
             self.compressor = factory(cfg)
         self.budget = budget
         self.rows_per_call = rows_per_call
+        self.threads = threads
+        self._local = threading.local()
 
     def __call__(self, batch: Any) -> Any:
+        if not getattr(self._local, "threads_set", False):
+            set_threads(self.threads)
+            self._local.threads_set = True
         return compress_table(self.compressor, batch, self.budget, self.rows_per_call)
 
 
