@@ -6,7 +6,8 @@ run in this process one after another, all of them in each of ``--rounds`` round
 from other processes hits every arm alike); the median over rounds is reported:
 
 - ``loop``: ``compressor.compress_batch`` over chunks of ``--batch-rows`` rows in this
-  process, torch using every CPU (``torch.set_num_threads(os.cpu_count())``);
+  process, with ``--loop-threads`` torch threads (default 1; see docs/batch.md for what two
+  threads did on a busy machine);
 - ``loop/row``: the same loop with one row per call (what each actor does by default);
 - ``ray 1x1``: ``run_batch`` with one actor of one thread (the unit the others scale from);
 - ``ray 1x<T>``: 1 actor of T threads (T = every CPU);
@@ -17,7 +18,7 @@ for Ray from the first result block on (actors up: ``BatchSummary.steady_rows_pe
 start-up times are printed apart. Every arm's output is compared with ``loop/row`` (each row
 exactly as ``ctxcomp.compress`` gives it).
 
-    python benchmarks/bench_batch.py --rows 400 --rounds 2 --out batch-bench.json --png batch.png
+    python benchmarks/bench_batch.py --rows 320 --rounds 2 --out batch-bench.json --png batch.png
 """
 
 from __future__ import annotations
@@ -55,13 +56,13 @@ def corpus(n_rows: int, chars: int) -> list[dict[str, Any]]:
 
 
 def run_loop(
-    rows: list[dict[str, Any]], ratio: float, batch_rows: int, per_call: int
+    rows: list[dict[str, Any]], ratio: float, batch_rows: int, per_call: int, threads: int
 ) -> dict[str, Any]:
     import torch
 
     import ctxcomp
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads)
     t0 = time.monotonic()
     comp = ctxcomp.build_pipeline()
     texts = [r["text"] for r in rows]
@@ -106,6 +107,7 @@ def main() -> None:
     ap.add_argument("--ratio", type=float, default=0.5)
     ap.add_argument("--batch-rows", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--loop-threads", type=int, default=1, help="torch threads of the loops")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     ap.add_argument("--png", type=Path, default=None, help="draw rows/s per arm here")
     args = ap.parse_args()
@@ -113,6 +115,7 @@ def main() -> None:
     import ray
 
     cpus = os.cpu_count() or 1
+    lt = args.loop_threads
     rows = corpus(args.rows, args.chars)
     work = Path(tempfile.mkdtemp(prefix="ctxcomp-bench-batch-"))
     src = work / "corpus.jsonl"
@@ -120,8 +123,8 @@ def main() -> None:
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
              logging_level=logging.ERROR)  # fmt: skip
     arms: dict[str, Any] = {
-        "loop": lambda: run_loop(rows, args.ratio, args.batch_rows, args.batch_rows),
-        "loop/row": lambda: run_loop(rows, args.ratio, args.batch_rows, 1),
+        "loop": lambda: run_loop(rows, args.ratio, args.batch_rows, args.batch_rows, lt),
+        "loop/row": lambda: run_loop(rows, args.ratio, args.batch_rows, 1, lt),
         "ray 1x1": lambda: run_ray(src, work, args.ratio, 1, 1, args.batch_rows),
         f"ray 1x{cpus}": lambda: run_ray(src, work, args.ratio, 1, cpus, args.batch_rows),
         f"ray {cpus}x1": lambda: run_ray(src, work, args.ratio, cpus, 1, args.batch_rows),
@@ -162,7 +165,7 @@ def main() -> None:
             f"{s['seconds']:8.1f}  {s['same_output_as_compress']}"
         )
     meta = {"rows": len(rows), "chars": args.chars, "ratio": args.ratio, "cpus": cpus,
-            "rounds": args.rounds, "load_average": [min(load), max(load)]}  # fmt: skip
+            "rounds": args.rounds, "loop_threads": lt, "load_average": [min(load), max(load)]}  # fmt: skip
     if args.out:
         args.out.write_text(json.dumps({"meta": meta, "arms": summary}, indent=2) + "\n")
     if args.png:

@@ -70,6 +70,8 @@ def run_batch(
     if src.resolve() == out.resolve():
         raise InputError("the output must be a different file from the input")
     rej = Path(rejects) if rejects is not None else out.with_name(out.stem + ".rejects.jsonl")
+    if rej.resolve() in (src.resolve(), out.resolve()):
+        raise InputError(f"the rejects file {str(rej)!r} would overwrite the input or output")
     pipeline = _pipeline(config)
     if overwrite:
         remove_previous(out, rej, fields.id)
@@ -158,6 +160,7 @@ def _read(
     """Scan the input: rejects to the work dir, fresh rows to the object store in blocks."""
     import json
 
+    pa = require("pyarrow", "batch")
     blocks = _Blocks(refs=[])
     block_rows = opts.batch_rows  # one block per actor call: even spread, small retries
     with open(work.scan_rejects, "w", encoding="utf-8") as rej:
@@ -168,7 +171,9 @@ def _read(
                 rej.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
             t = chunk.table
             for start in range(0, t.num_rows, block_rows):
-                blocks.refs.append(session.put(t.slice(start, block_rows)))
+                # a copy of just these rows (a slice would carry the whole chunk's buffers)
+                rows = pa.array(range(start, min(start + block_rows, t.num_rows)), pa.int64())
+                blocks.refs.append(session.put(t.take(rows)))
             blocks.rows += t.num_rows
     return blocks
 

@@ -290,3 +290,29 @@ def test_missing_ray_names_the_extra(tmp_path, monkeypatch):
     src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": "Some text."}])
     with pytest.raises(ctxcomp.MissingDependencyError, match=r"pip install 'ctxcomp\[batch\]'"):
         run_batch(src, tmp_path / "out.jsonl", ratio=0.5, progress=False)
+
+
+def test_the_rejects_file_never_overwrites_the_input(tmp_path):
+    src = write_jsonl(tmp_path / "data.rejects.jsonl", [{"id": "a", "text": "Some text."}])
+    before = src.read_bytes()
+    for overwrite in (False, True):
+        with pytest.raises(ctxcomp.InputError, match="would overwrite the input"):
+            run_batch(src, tmp_path / "data.jsonl", ratio=0.5, progress=False, overwrite=overwrite)
+    assert src.read_bytes() == before
+
+
+def test_cli_names_bad_arguments(tmp_path):
+    from typer.testing import CliRunner
+
+    from ctxcomp.cli import app
+
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": "Some text."}])
+    runner = CliRunner()
+    res = runner.invoke(app, ["batch", str(src), str(tmp_path / "out.jsonl")])
+    assert res.exit_code == 2 and "exactly one of --ratio or --target-tokens" in res.output
+    res = runner.invoke(app, ["batch", str(src), str(tmp_path / "out.csv"), "--ratio", "0.5"])
+    assert res.exit_code == 2 and "unknown format" in res.output
+    res = runner.invoke(app, ["batch", str(src), str(tmp_path / "o.jsonl"), "--ratio", "2"])
+    assert res.exit_code == 2 and "ratio must be in (0, 1]" in res.output
+    res = runner.invoke(app, ["batch", str(tmp_path / "no.jsonl"), "o.jsonl", "--ratio", "0.5"])
+    assert res.exit_code == 2 and "does not exist" in res.output
