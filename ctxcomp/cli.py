@@ -206,11 +206,13 @@ def _run(comp, text, budget, question, err):  # type: ignore[no-untyped-def]
 
 
 def _mount_subcommands() -> None:
+    from .cli_batch import batch
     from .cli_cache import cache_app
     from .cli_train import train_app
 
     app.add_typer(cache_app, name="cache", help="Inspect and clear the segment cache.")
     app.add_typer(train_app, name="train", help="Train a token-classification compressor.")
+    app.command("batch")(batch)
 
 
 _mount_subcommands()
