@@ -19,6 +19,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "ctxcomp.html": ("ctxcomp.text.html_view",),
     "ctxcomp.cli_cache": ("ctxcomp.cli.cache",),
     "ctxcomp.cli_train": ("ctxcomp.cli.train",),
+    "ctxcomp.cli_batch": ("ctxcomp.cli.batch",),
 }
 
 

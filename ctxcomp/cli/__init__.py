@@ -39,6 +39,7 @@ def mount(name: str, target: str, help: str | None = None) -> None:
 mount("compress", "ctxcomp.cli.compress:compress")
 mount("cache", "ctxcomp.cli.cache:cache_app", "Inspect and clear the segment cache.")
 mount("train", "ctxcomp.cli.train:train_app", "Train a token-classification compressor.")
+mount("batch", "ctxcomp.cli.batch:batch")
 
 
 def main() -> None:
