@@ -214,11 +214,17 @@ def cls_attention(model: nn.Module, layers: Sequence[int]) -> Iterator[list[torc
         raise InputError(
             f"{type(model).__name__} has no [CLS] token: [CLS] attention (VTC-CLS) needs one"
         )
-    heads = _heads(model)
+    with first_token_attention([blocks[i] for i in layers], _heads(model)) as rows:
+        yield rows
+
+
+@contextlib.contextmanager
+def first_token_attention(blocks: Sequence[nn.Module], heads: int) -> Iterator[list[torch.Tensor]]:
+    """Record, for each block run, the first token's attention over all tokens (softmax
+    of its query against every key, mean over ``heads``): one ``(B, T)`` row per block."""
     rows: list[torch.Tensor] = []
     handles: list[Any] = []
-    for li in layers:
-        block = blocks[li]
+    for li, block in enumerate(blocks):
         qp, kp = _query_proj(block), _key_proj(block)
         if qp is None or kp is None:
             raise InputError(f"block {li} has no query/key projections to read attention from")

@@ -195,14 +195,14 @@ class PrunedVLM:
         """A forward pass on the pruned inputs (returns the model's output)."""
         prep, rest = self._split(inputs)
         kw = {k: v for k, v in prep.kwargs.items() if k != "input_ids"}
-        with self._hooks(prep):
+        with self.hooks(prep):
             return self.model(**kw, **rest)
 
     def generate(self, **inputs: Any) -> torch.Tensor:
         """``model.generate`` on the pruned inputs; returns the caller's ``input_ids``
         followed by the generated tokens."""
         prep, rest = self._split(inputs)
-        with self._hooks(prep):
+        with self.hooks(prep):
             out = self.model.generate(**prep.kwargs, **rest)
         if not isinstance(out, torch.Tensor):
             raise InputError("PrunedVLM.generate returns token ids: drop return_dict_in_generate")
@@ -222,7 +222,8 @@ class PrunedVLM:
         self.results = prep.results
         return prep, {k: v for k, v in inputs.items() if k not in model_keys}
 
-    def _hooks(self, prep: Prepared) -> Any:
+    def hooks(self, prep: Prepared) -> Any:
+        """The hooks a call on ``prep`` runs under (FastV's, else none): a context manager."""
         import contextlib
 
         if not isinstance(self.pruner, FastV):
