@@ -207,3 +207,24 @@ def test_unsupported_combinations_are_named(llava: Any, qwen2vl: Any, make_llava
         PrunedVLM(llava, "random", ratio=0.5).prepare(**bad)
     with pytest.raises(ctxcomp.BudgetError):
         PrunedVLM(siglip, "random", ratio=2.0)
+
+
+def test_tome_in_llava_counts_the_real_input_patches() -> None:
+    """The tower's config may be for another resolution (DINOv2: 518 px); the merge plan
+    follows the pixels actually given (here 56 px: 4x4 patches)."""
+    torch.manual_seed(0)
+    tr = pytest.importorskip("transformers")
+    vc = tr.Dinov2Config(hidden_size=32, num_hidden_layers=3, num_attention_heads=4, mlp_ratio=2,
+                         image_size=70, patch_size=14)  # fmt: skip
+    tc = tr.LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=2, vocab_size=100,
+                        bos_token_id=1, eos_token_id=2, pad_token_id=0)  # fmt: skip
+    model = tr.LlavaForConditionalGeneration(
+        tr.LlavaConfig(vision_config=vc, text_config=tc, image_token_id=99,
+                       vision_feature_layer=-2, vision_feature_select_strategy="default")
+    ).eval()  # fmt: skip
+    vlm = PrunedVLM(model, "tome", ratio=0.5)
+    prep = vlm.prepare(**llava_inputs())
+    r = prep.results[0]
+    assert (r.original_tokens, r.compressed_tokens, r.grid) == (16, 8, (4, 4))
+    assert r.sizes.sum() == 16

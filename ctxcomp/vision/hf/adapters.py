@@ -147,9 +147,9 @@ class LlavaAdapter(Adapter):
         tower = self.model.model.vision_tower
         n_blocks = len(encoder_blocks(tower))
         depth = layer % (n_blocks + 1)
-        cfg = self.config.vision_config
-        side = cfg.image_size // cfg.patch_size
-        schedule, thresholds = plan(side * side, depth)
+        patch = self.config.vision_config.patch_size
+        h, w = (int(d) // patch for d in inputs["pixel_values"].shape[-2:])  # the real input
+        schedule, thresholds = plan(h * w, depth)
         with TokenMerging(tower, schedule, thresholds) as tm:
             feats = self._image_features(inputs["pixel_values"], layer, strategy, {})
             state = tm.history[depth]
@@ -160,7 +160,7 @@ class LlavaAdapter(Adapter):
                 MergedFeatures(
                     rows=f[:rows],
                     assignment=(state.assign[i, state.protect :] - state.protect).cpu(),
-                    grid=(side, side),
+                    grid=(h, w),
                     token_id=self.config.image_token_id,
                 )
             )
