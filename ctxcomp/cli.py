@@ -213,6 +213,9 @@ def _mount_subcommands() -> None:
     app.add_typer(cache_app, name="cache", help="Inspect and clear the segment cache.")
     app.add_typer(train_app, name="train", help="Train a token-classification compressor.")
     app.command("batch")(batch)
+    from .cli_vision import vision_app
+
+    app.add_typer(vision_app, name="vision", help="Prune or merge visual tokens of pictures.")
 
 
 _mount_subcommands()
