@@ -20,6 +20,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "ctxcomp.cli_cache": ("ctxcomp.cli.cache",),
     "ctxcomp.cli_train": ("ctxcomp.cli.train",),
     "ctxcomp.cli_batch": ("ctxcomp.cli.batch",),
+    "ctxcomp.cli_vision": ("ctxcomp.cli.vision",),
 }
 
 

@@ -10,13 +10,13 @@ Parquet, the input's own columns except the text column (types kept); for JSONL,
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .._deps import require
 from ..errors import InputError
+from ..validate import CONTROL
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 # columns ctxcomp adds to every output row (an input column of the same name is an error)
@@ -37,8 +37,6 @@ ROW, KEY, TEXT, QUESTION, META = (
     "ctxcomp.question",
     "ctxcomp.meta",
 )
-# C0 control characters except \t \n \v \f \r, and DEL (as `ctxcomp compress` rejects them)
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 DEFAULT_MAX_CHARS = 2_000_000
 
 
@@ -152,7 +150,7 @@ def check_string(value: Any, name: str, *, limit: int | None = None) -> tuple[st
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         return None, "invalid_utf8", f"{name!r} has a lone surrogate at offset {exc.start}"
-    m = _CONTROL.search(value)
+    m = CONTROL.search(value)  # the library's one text policy (ctxcomp.validate)
     if m:
         return (
             None,

@@ -222,19 +222,21 @@ def _violations(path: Path, name: str | None) -> Iterator[str]:
         if not mod.startswith("ctxcomp"):
             continue
         pkg = _private_module(mod)
-        if pkg is not None and (name is None or not (name + ".").startswith(pkg + ".")):
+        if pkg is not None and not _inside(name, pkg):
             yield f"{where}:{line}: imports private module {mod}"
         for n in names:
-            if _private(n) and not (pkg is not None and name and name.startswith(pkg)):
-                yield f"{where}:{line}: imports {mod}.{n}"
-            sub = _private_module(f"{mod}.{n}")
-            if (
-                sub is not None
-                and f"{mod}.{n}" in _modules()
-                and pkg is None
-                and (name is None or not (name + ".").startswith(sub + "."))
-            ):
-                yield f"{where}:{line}: imports private module {mod}.{n}"
+            full = f"{mod}.{n}"
+            if full in _modules():  # a submodule
+                sub = _private_module(full)
+                if sub is not None and not _inside(name, sub):
+                    yield f"{where}:{line}: imports private module {full}"
+            elif _private(n) and mod != name and pkg is None:
+                yield f"{where}:{line}: imports {full}"
+
+
+def _inside(name: str | None, pkg: str) -> bool:
+    """Whether module ``name`` is package ``pkg`` or lies inside it."""
+    return name is not None and (name == pkg or name.startswith(pkg + "."))
 
 
 def _outside_imports(path: Path) -> Iterator[tuple[str, list[str], int]]:

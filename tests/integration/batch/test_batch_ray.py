@@ -177,26 +177,9 @@ def test_cli_killed_mid_run_then_resumed(ray_cluster, corpus, expected_plain, tm
     assert_rows_match(read_jsonl(out), expected_plain)
 
 
-def _redis_urls_reach_redis(url: str, where: Path) -> bool:
-    """Whether ``PipelineConfig(cache="redis://...")`` uses Redis (not a local SQLite file
-    named after the URL, a bug fixed on another branch)."""
-    cwd = os.getcwd()
-    os.chdir(where)
-    try:
-        comp = ctxcomp.build_pipeline({"cache": url, "coarse": False})
-        del comp
-    finally:
-        os.chdir(cwd)
-    return not any(where.iterdir())
-
-
 def test_redis_cache_shared_by_all_actors(redis_url, corpus, expected_plain, tmp_path):
     from ctxcomp.cache import RedisStore
 
-    probe = tmp_path / "probe"
-    probe.mkdir()
-    if not _redis_urls_reach_redis(redis_url, probe):
-        pytest.xfail("PipelineConfig(cache='redis://...') opens a local SQLite file here")
     src = write_jsonl(tmp_path / "in.jsonl", corpus[:8])
     out = tmp_path / "out.jsonl"
     opts = RunOptions(batch_rows=2, commit_rows=4, cache=redis_url)
