@@ -111,3 +111,51 @@ def train_latent(
         err(f"error: {exc}")
         raise typer.Exit(2) from exc
     print(json.dumps(res))
+
+
+def compress_latent(
+    source: Annotated[str, typer.Argument(help="Text file to compress, or '-' for stdin.")] = "-",
+    encoder: Annotated[
+        str, typer.Option(help="Trained CompLLM encoder directory (ctxcomp train-latent).")
+    ] = "",
+    lm: Annotated[str, typer.Option(help="Reader LM the encoder was trained for.")] = "smollm2",
+    ratio: Annotated[float, typer.Option(help="Positions to keep / context tokens.")] = 0.5,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the latent prompt here (.safetensors).")
+    ] = None,
+    question: Annotated[
+        str | None, typer.Option(help="Answer this question from the compressed context.")
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Answer length limit.")] = 64,
+    cache: Annotated[
+        Path | None, typer.Option(help="Segment cache file (SQLite) to reuse concept embeddings.")
+    ] = None,
+    namespace: Annotated[str, typer.Option(help="Cache namespace (tenant).")] = "default",
+) -> None:
+    """Compress a text into CompLLM concept embeddings for LM; print the summary as JSON,
+    save the prompt with --out, answer --question with the LM reading it."""
+    from .errors import CtxcompError, InputError
+    from .latent import generate
+    from .latent.complm import SegmentCompressor
+
+    try:
+        try:
+            text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read {source!r} as UTF-8 text: {exc}") from exc
+        comp = SegmentCompressor(lm, encoder=encoder or None, cache=cache, namespace=namespace)
+        lp = comp.compress(text, ratio=ratio)
+        summary = lp.to_dict()
+        summary.pop("parts")
+        summary["encoded_segments"] = comp.forwards
+        if out is not None:
+            lp.save(out)
+            summary["saved"] = str(out)
+        if question:
+            summary["answer"] = generate(
+                comp.model, comp.tokenizer, question, lp, max_new_tokens=max_new_tokens
+            )
+    except CtxcompError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from exc
+    print(json.dumps(summary, indent=2))

@@ -310,7 +310,10 @@ def prefill(model: Any, batch: Spliced) -> tuple[Any, torch.Tensor]:
             use_cache=True,
             logits_to_keep=1,
         )
-    return out.past_key_values, out.logits[:, -1]
+    cache = out.get("cache") if hasattr(out, "get") else None  # transformers >= 5.2x name
+    if cache is None:
+        cache = out.past_key_values
+    return cache, out.logits[:, -1]
 
 
 def kv_cache_bytes(past_key_values: Any) -> int:

@@ -134,3 +134,7 @@ def test_cli_mounted() -> None:
 
     res = CliRunner().invoke(app, ["train-latent", "--help"])
     assert res.exit_code == 0 and "--encoder-layers" in res.output and "--resume" in res.output
+    res = CliRunner().invoke(app, ["compress-latent", "--help"])
+    assert res.exit_code == 0 and "--question" in res.output and "--cache" in res.output
+    res = CliRunner().invoke(app, ["compress-latent", "/nonexistent/file.txt"])
+    assert res.exit_code == 2 and "cannot read" in res.output
