@@ -39,18 +39,7 @@ from .segments import Segment, Verbatim, choose_rate, rows_for, segment_document
 
 CE_KIND = "complm.ce"
 SEG_KIND = "complm.seg"
-DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "smollm2-complm"
 DOC_SEPARATOR = "\n\n"
-
-
-def default_weights_for(lm_fingerprint: str) -> Path | None:
-    """The shipped encoder, when it was trained for this LM."""
-    import json
-
-    cfg = DEFAULT_WEIGHTS / "encoder.json"
-    if cfg.exists() and json.loads(cfg.read_text()).get("lm_fingerprint") == lm_fingerprint:
-        return DEFAULT_WEIGHTS
-    return None
 
 
 class SegmentCompressor(Compressor[LatentPrompt]):
@@ -58,8 +47,8 @@ class SegmentCompressor(Compressor[LatentPrompt]):
 
     ``model``: an LM spec for :func:`~ctxcomp.latent.load_lm` (e.g. ``"smollm2"``) or a
     loaded ``*ForCausalLM`` (then give ``tokenizer``). ``encoder``: a trained
-    :class:`ConceptEncoder`, a directory saved by it, or ``None`` for the weights shipped
-    for this LM. ``cache``: anything :func:`ctxcomp.cache.as_cache` takes. ``near``: reuse
+    :class:`ConceptEncoder` or a directory saved by it (``ctxcomp train-latent`` writes
+    one). ``cache``: anything :func:`ctxcomp.cache.as_cache` takes. ``near``: reuse
     near-duplicate segments' rows (the cache must have ``near=True``).
     """
 
@@ -71,7 +60,7 @@ class SegmentCompressor(Compressor[LatentPrompt]):
         model: Any = "smollm2",
         tokenizer: Any = None,
         *,
-        encoder: ConceptEncoder | str | Path | None = None,
+        encoder: ConceptEncoder | str | Path | None,
         cache: Any = None,
         namespace: str = "default",
         near: bool = False,
@@ -93,16 +82,13 @@ class SegmentCompressor(Compressor[LatentPrompt]):
         self.tokenizer = tokenizer
         if isinstance(encoder, ConceptEncoder):
             self.encoder = encoder
+        elif encoder is None:
+            raise ModelLoadError(
+                "CompLLM needs a trained encoder for this LM: train one with "
+                "`ctxcomp train-latent` (docs/latent.md) and pass encoder='<run>/encoder'"
+            )
         else:
-            from ..core.fingerprint import model_fingerprint
-
-            path = encoder if encoder is not None else default_weights_for(model_fingerprint(model))
-            if path is None:
-                raise ModelLoadError(
-                    "no trained CompLLM encoder ships for this LM: train one with "
-                    "`ctxcomp train-latent` and pass encoder='<its directory>'"
-                )
-            self.encoder = ConceptEncoder.load(path, model, tokenizer)
+            self.encoder = ConceptEncoder.load(encoder, model, tokenizer)
             self.encoder.info.lm_spec = self.encoder.info.lm_spec or spec
         if self.encoder.target != self.target:
             raise ModelLoadError("the encoder was built on another LM than `model`")

@@ -156,6 +156,10 @@ def test_bad_inputs(llama: Any, tok: Any) -> None:
         generate(llama, tok, "why " * 600, lp)
     with pytest.raises(ctxcomp.InputError, match="near=True needs"):
         make(llama, tok, near=True)
+    with pytest.raises(ctxcomp.ModelLoadError, match="train-latent"):
+        SegmentCompressor(llama, tok, encoder=None)
+    with pytest.raises(ctxcomp.InputError, match="tokenizer"):
+        SegmentCompressor(llama, encoder=comp.encoder)
 
 
 def test_only_keep_spans_gives_text_prompt(llama: Any, tok: Any) -> None:
