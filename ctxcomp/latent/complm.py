@@ -147,6 +147,25 @@ class SegmentCompressor(Compressor[LatentPrompt]):
         rows = self._rows(wanted, progress)
         return [self._build(r, p, rows) for r, p in zip(requests, plans)]
 
+    def positions(self, prompt: Any, rate: float) -> int:
+        """Positions (rows + verbatim tokens) this compressor uses for ``prompt`` at
+        ``rate``: the ``target_tokens`` that asks for exactly that rate."""
+        if not self.cfg.min_rate <= rate <= self.cfg.max_rate:
+            raise InputError(
+                f"rate {rate} is outside this encoder's trained range "
+                f"[{self.cfg.min_rate:g}, {self.cfg.max_rate:g}]"
+            )
+        texts = [d.text for d in self.inputs(prompt)]
+        pieces, _ = segment_documents(self.tokenizer, texts, self.cfg.segment_tokens)
+        sep = len(self.tokenizer.encode(self.separator, add_special_tokens=False))
+        n = sep * (len(texts) - 1)
+        for p in pieces:
+            if isinstance(p, Segment):
+                n += rows_for(len(p.ids), rate)
+            else:
+                n += len(self.tokenizer.encode(p.text, add_special_tokens=False))
+        return n
+
     # -- planning ---------------------------------------------------------------------
 
     def _plan(self, req: Request) -> _Plan:

@@ -68,6 +68,10 @@ def test_shapes_slots_and_mixed_parts(lm: Any, tok: Any) -> None:
     for s in slots:  # each slot's rows: ceil(tokens / rate)
         n = len(tok.encode(DOCS[s.document][s.start : s.end], add_special_tokens=False))
         assert s.rows == rows_for(n, lp.meta["rate"])
+    at4 = comp.compress(DOCS, target_tokens=comp.positions(DOCS, 4.0))
+    assert at4.meta["rate"] <= 4.0 and at4.compressed_tokens <= comp.positions(DOCS, 4.0)
+    with pytest.raises(ctxcomp.InputError, match="trained range"):
+        comp.positions(DOCS, 5.0)
     out = generate(lm, tok, "What is the code?", lp, max_new_tokens=3)
     assert isinstance(out, str)
 
