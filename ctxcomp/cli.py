@@ -208,14 +208,18 @@ def _run(comp, text, budget, question, err):  # type: ignore[no-untyped-def]
 def _mount_subcommands() -> None:
     from .cli_batch import batch
     from .cli_cache import cache_app
+    from .cli_latent import compress_latent, train_latent
     from .cli_train import train_app
+    from .cli_vision import vision_app
 
     app.add_typer(cache_app, name="cache", help="Inspect and clear the segment cache.")
     app.add_typer(train_app, name="train", help="Train a token-classification compressor.")
     app.command("batch")(batch)
-    from .cli_vision import vision_app
-
     app.add_typer(vision_app, name="vision", help="Prune or merge visual tokens of pictures.")
+    app.command("train-latent", help="Train a CompLLM concept-embedding encoder.")(train_latent)
+    app.command("compress-latent", help="Compress into CompLLM concept embeddings.")(
+        compress_latent
+    )
 
 
 _mount_subcommands()
