@@ -21,6 +21,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "ctxcomp.cli_train": ("ctxcomp.cli.train",),
     "ctxcomp.cli_batch": ("ctxcomp.cli.batch",),
     "ctxcomp.cli_vision": ("ctxcomp.cli.vision",),
+    "ctxcomp.cli_latent": ("ctxcomp.cli.latent",),
 }
 
 

@@ -41,6 +41,14 @@ mount("cache", "ctxcomp.cli.cache:cache_app", "Inspect and clear the segment cac
 mount("train", "ctxcomp.cli.train:train_app", "Train a token-classification compressor.")
 mount("batch", "ctxcomp.cli.batch:batch")
 mount("vision", "ctxcomp.cli.vision:vision_app", "Prune or merge visual tokens of pictures.")
+mount(
+    "train-latent", "ctxcomp.cli.latent:train_latent", "Train a CompLLM concept-embedding encoder."
+)
+mount(
+    "compress-latent",
+    "ctxcomp.cli.latent:compress_latent",
+    "Compress into CompLLM concept embeddings.",
+)
 
 
 def main() -> None:
