@@ -198,6 +198,9 @@ def _mount_subcommands() -> None:
 
     app.add_typer(cache_app, name="cache", help="Inspect and clear the segment cache.")
     app.add_typer(train_app, name="train", help="Train a token-classification compressor.")
+    from .cli_serve import serve_command
+
+    app.command("serve")(serve_command)
 
 
 _mount_subcommands()

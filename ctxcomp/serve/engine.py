@@ -1,0 +1,295 @@
+"""Compressing one request body under its policy, off the event loop.
+
+:meth:`Engine.process` parses the body, picks the parts the policy compresses, counts the
+request in the reader's tokens, and runs the compressor in a worker thread (its own pool:
+model work never runs on the event loop, and never delays another request's streaming).
+Compressors are built with :func:`ctxcomp.build_pipeline`, one per (tenant namespace,
+pipeline settings), least recently used first out beyond ``max_pipelines``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import ctxcomp
+
+from .config import Policy, ServeConfig
+from .pipelines import Loaded, Pipelines
+from .policy import resolve
+from .shapes import MESSAGE_OVERHEAD, Conversation, Part, extract
+
+KEEP_OPEN, KEEP_CLOSE = "<ctxcomp:keep>", "</ctxcomp:keep>"
+_KEEP_TAGS = re.compile(re.escape(KEEP_OPEN) + "|" + re.escape(KEEP_CLOSE))
+_PARAGRAPH = re.compile(r"\n\s*\n")
+INLINE_PLAN_BYTES = 32 * 1024  # smaller bodies are parsed and counted on the event loop
+
+
+class BodyError(ctxcomp.InputError):
+    """The request body is not a JSON object (answered with 400)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the engine did to one request, and the body the upstream gets."""
+
+    body: bytes
+    status: str  # compressed | skipped | off | error
+    reason: str | None = None
+    tokens_before: int | None = None
+    tokens_after: int | None = None
+    compression_ms: float = 0.0
+    reader: str | None = None
+    error: Exception | None = None
+    fail: bool = False  # policy on_error=fail: answer with the error, do not call the upstream
+    model: str | None = None
+
+
+@dataclass
+class _Job:
+    conv: Conversation
+    chosen: list[Part]
+    fixed: int  # tokens of everything that is not compressed
+    before: int
+    target: int
+
+
+@dataclass
+class _Plan:
+    obj: dict[str, Any]
+    raw: bytes
+    policy: Policy
+    pipeline: dict[str, Any]
+    reader: str
+    jobs: list[_Job]
+    changed: bool  # keep markers removed from parts that are not compressed
+    skip_reason: str | None
+    before: int
+    model: str | None
+    error: Exception | None = None
+
+
+class Engine:
+    """Turns client request bodies into upstream request bodies."""
+
+    def __init__(self, config: ServeConfig, on_pipeline: Any = None) -> None:
+        self.config = config
+        self._pool = ThreadPoolExecutor(
+            config.compress_workers, thread_name_prefix="ctxcomp-compress"
+        )
+        self.pipelines = Pipelines(config.max_pipelines, on_pipeline)
+        self._lock = threading.Lock()
+        self._readers: dict[str, ctxcomp.ReaderTokenizer] = {}
+
+    # -- compressors -----------------------------------------------------------------
+
+    def reader(self, name: str) -> ctxcomp.ReaderTokenizer:
+        with self._lock:
+            if name not in self._readers:
+                self._readers[name] = ctxcomp.get_tokenizer(name)
+            return self._readers[name]
+
+    def preload(self, namespace: str) -> None:
+        """Build the default pipeline now (and load its tokenizers), not at the first request."""
+        loaded = self.pipelines.get(self.config.pipeline)
+        docs = ["Warm-up text for the proxy's compressor. " * 8, "A second document. " * 8]
+        loaded.compress(namespace, docs, ratio=0.5, question="What is warmed up?")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- the request -----------------------------------------------------------------
+
+    async def process(
+        self, route: str, raw: bytes, headers: Mapping[str, str], namespace: str
+    ) -> Outcome:
+        """Parse, plan and (in the compression pool) compress one request body."""
+        if len(raw) <= INLINE_PLAN_BYTES:
+            plan = self.plan(route, raw, headers, namespace)
+        else:
+            plan = await asyncio.to_thread(self.plan, route, raw, headers, namespace)
+        if plan.error is not None:
+            return _failed(plan, plan.error, 0.0)
+        if not plan.jobs:
+            return self._unchanged(plan, "off" if not plan.policy.active else "skipped")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.execute, plan, namespace)
+
+    def plan(self, route: str, raw: bytes, headers: Mapping[str, str], namespace: str) -> _Plan:
+        try:
+            obj = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BodyError(f"the request body is not valid JSON: {exc}") from None
+        if not isinstance(obj, dict):
+            raise BodyError(f"the request body must be a JSON object, got {type(obj).__name__}")
+        model = obj.get("model") if isinstance(obj.get("model"), str) else None
+        r = resolve(self.config, route, model, headers)
+        reader_name = str(r.pipeline.get("reader") or ctxcomp.PipelineConfig().reader)
+        convs = extract(route, obj)
+        changed = False
+        for conv in convs:  # ctxcomp's markers never reach the upstream
+            for p in conv.parts:
+                if KEEP_OPEN in p.text or KEEP_CLOSE in p.text:
+                    p.write(_KEEP_TAGS.sub("", p.text))  # the part keeps its marked text
+                    changed = True
+        if changed:  # what the upstream gets when compression is skipped or fails
+            raw = _dumps(obj)
+        base = _Plan(obj, raw, r.policy, dict(r.pipeline), reader_name, [], changed, None, 0, model)
+        if not r.policy.active:
+            base.skip_reason = "compression is off for this request"
+            return base
+        if not convs:
+            base.skip_reason = "no text in a shape ctxcomp compresses"
+            return base
+        reader = self.reader(reader_name)
+        reasons = []
+        for conv in convs:
+            try:
+                job, why = _job(conv, r.policy, reader)
+            except ctxcomp.CtxcompError as exc:
+                base.error = exc
+                return base
+            base.before += job.before if job else (why[1] if why else 0)
+            if job is not None:
+                base.jobs.append(job)
+            elif why is not None:
+                reasons.append(why[0])
+        if not base.jobs:
+            base.skip_reason = reasons[0] if reasons else "nothing to compress"
+        return base
+
+    def execute(self, plan: _Plan, namespace: str) -> Outcome:
+        """Compress every job of a plan (runs in the compression pool)."""
+        t0 = time.perf_counter()
+        try:
+            loaded = self.pipelines.get(plan.pipeline)
+            reader = self.reader(plan.reader)
+            after = plan.before
+            for job in plan.jobs:
+                after -= job.before
+                after += _run_job(loaded, namespace, job, plan.policy, reader)
+            body = _dumps(plan.obj)
+        except Exception as exc:  # any failure: the policy says pass through or fail
+            return _failed(plan, exc, (time.perf_counter() - t0) * 1000)
+        ms = (time.perf_counter() - t0) * 1000
+        return Outcome(
+            body, "compressed", None, plan.before, after, ms, plan.reader, model=plan.model
+        )
+
+    def _unchanged(self, plan: _Plan, status: str) -> Outcome:
+        before = plan.before or None
+        return Outcome(
+            plan.raw, status, plan.skip_reason, before, before, 0.0, plan.reader, model=plan.model
+        )
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _failed(plan: _Plan, exc: Exception, ms: float) -> Outcome:
+    """Compression failed: the client's body goes as is (``pass``), or the client gets the
+    error (``fail``)."""
+    return Outcome(
+        plan.raw,
+        "error",
+        f"{type(exc).__name__}: {exc}",
+        plan.before or None,
+        None,
+        ms,
+        plan.reader,
+        exc,
+        fail=plan.policy.on_error == "fail",
+        model=plan.model,
+    )
+
+
+def _run_job(
+    loaded: Loaded, namespace: str, job: _Job, policy: Policy, reader: ctxcomp.ReaderTokenizer
+) -> int:
+    """Compress one conversation's chosen parts, write the pieces back; its tokens after.
+
+    The compressor holds the target over the parts joined into one text; counted part by
+    part (as the upstream sees them) a few tokens can differ, so the target is lowered by
+    any excess and the call repeated (cheap: the segment cache has the scores)."""
+    question, texts = _question_and_texts(job, policy, reader)
+    docs = [ctxcomp.Document(t) for t in texts]
+    target = job.target
+    for _ in range(4):
+        res = loaded.compress(namespace, docs, target_tokens=target, question=question)
+        pieces = [d.text if d.text.strip() else policy.dropped_placeholder for d in res.documents]
+        used = sum(reader.count(t) for t in pieces)
+        if used <= job.target or target <= 1:
+            break
+        target = max(1, target - (used - job.target))
+    for part, text in zip(job.chosen, pieces):
+        part.write(text)
+    return job.fixed + used
+
+
+def _job(
+    conv: Conversation, policy: Policy, reader: ctxcomp.ReaderTokenizer
+) -> tuple[_Job | None, tuple[str, int] | None]:
+    """The compression job of one conversation, or why there is none (and its tokens)."""
+    counts = [reader.count(_KEEP_TAGS.sub("", p.text)) for p in conv.parts]
+    fixed = MESSAGE_OVERHEAD * conv.messages + sum(reader.count(t) for t in conv.overhead)
+    chosen: list[Part] = []
+    chosen_tokens = 0
+    for p, n in zip(conv.parts, counts):
+        need = policy.long_user_tokens if p.kind in ("user", "prompt") else policy.min_part_tokens
+        if p.kind in policy.parts and n >= max(need, 1) and p.text.strip():
+            chosen.append(p)
+            chosen_tokens += n
+        else:
+            fixed += n
+    before = fixed + chosen_tokens
+    if not chosen:
+        return None, ("no part is of a compressed kind and long enough", before)
+    targets = []
+    if policy.ratio is not None:
+        targets.append(max(1, math.floor(policy.ratio * chosen_tokens)))
+    if policy.max_prompt_tokens is not None:
+        if before <= policy.max_prompt_tokens and policy.ratio is None:
+            return None, (f"within max_prompt_tokens={policy.max_prompt_tokens}", before)
+        room = policy.max_prompt_tokens - fixed
+        if room < 1:
+            raise ctxcomp.BudgetError(
+                f"the parts ctxcomp does not compress hold {fixed} tokens, which is not less "
+                f"than max_prompt_tokens={policy.max_prompt_tokens}"
+            )
+        targets.append(room)
+    target = min(targets)
+    if target >= chosen_tokens:
+        return None, ("the compressible parts are already within the budget", before)
+    return _Job(conv, chosen, fixed, before, target), None
+
+
+def _question_and_texts(
+    job: _Job, policy: Policy, reader: ctxcomp.ReaderTokenizer
+) -> tuple[str | None, list[str]]:
+    """The question (the last user turn, or its last paragraph when the turn itself is
+    compressed: that paragraph is then protected) and the texts to compress."""
+    chosen = job.chosen
+    texts = [p.text for p in chosen]
+    q_part = job.conv.question_part
+    if q_part is None or not q_part.text.strip():
+        return None, texts
+    if q_part not in chosen:
+        q = q_part.text.strip()
+        return (q if reader.count(q) <= policy.max_question_tokens else None), texts
+    paras = _PARAGRAPH.split(q_part.text.rstrip())
+    last = paras[-1].strip() if paras else ""
+    if len(paras) < 2 or not last or reader.count(last) > policy.max_question_tokens:
+        return None, texts
+    i = chosen.index(q_part)
+    cut = q_part.text.rstrip().rfind(last)
+    texts[i] = q_part.text[:cut] + KEEP_OPEN + q_part.text[cut:] + KEEP_CLOSE
+    return last, texts
