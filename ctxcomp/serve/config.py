@@ -63,6 +63,9 @@ class Policy:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parts", tuple(self.parts))
+        for name in ("ratio", "max_prompt_tokens"):  # TOML has no null: false or "none"
+            if getattr(self, name) is False or getattr(self, name) == "none":
+                object.__setattr__(self, name, None)
         bad = [p for p in self.parts if p not in PART_KINDS]
         if bad:
             raise _err(f"policy parts {bad} unknown; choose from {PART_KINDS}")

@@ -7,7 +7,7 @@ requests it gets are well formed, records them, and behaves as the request's ``m
   ``n`` is ``max_tokens`` or 5), one chunk every ``gap`` seconds (``metadata.gap``, default 0)
 - ``error-500`` / ``error-429``: that status with an OpenAI error body
 - ``hang``: never answers (until the client goes)
-- ``drop``: streams 3 chunks, then breaks the connection
+- ``drop``: streams 3 chunks, then breaks the connection (``drop-json``: a JSON body cut short)
 - ``slow-stream``: 400 chunks 25 ms apart, watching for the client's disconnection
 
 It also serves the benchmark: with ``metadata.rid`` chunk ``i`` carries ``<rid>:<i>``.
@@ -104,8 +104,21 @@ class FakeUpstream:
         meta = body.get("metadata") or {}
         if model == "slow-stream":
             return await self._stream(send, receive, seen, path, body, n=400, gap=0.025)
+        if model == "drop-json":  # a non-streaming body cut short
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", b"1000"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"id": "cut', "more_body": True})
+            raise RuntimeError("fake upstream: connection dropped on purpose")
         if model == "drop":
-            await self._stream(send, receive, seen, path, body, n=3, gap=0.0, end=False)
+            await self._stream(send, receive, seen, path, body, n=10, gap=0.0, cut=3)
             raise RuntimeError("fake upstream: connection dropped on purpose")
         n = int(body.get("max_tokens") or 5)
         if stream:
@@ -129,7 +142,7 @@ class FakeUpstream:
         *,
         n: int,
         gap: float,
-        end: bool = True,
+        cut: int | None = None,
     ) -> None:
         await send(
             {
@@ -144,7 +157,7 @@ class FakeUpstream:
         watcher = asyncio.ensure_future(_until_disconnect(receive, seen))
         meta = body.get("metadata") or {}
         try:
-            events = _events(path, body, [_token(meta, i) for i in range(n)])
+            events = _events(path, body, [_token(meta, i) for i in range(n)])[:cut]
             for i, ev in enumerate(events):
                 if seen.disconnected_at is not None:
                     return
@@ -152,7 +165,7 @@ class FakeUpstream:
                 seen.chunks_sent = i + 1
                 if gap and i < len(events) - 1:
                     await asyncio.sleep(gap)
-            if end:
+            if cut is None:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 seen.finished = True
         finally:
