@@ -323,8 +323,7 @@ def create_app(config: ServeConfig) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if config.preload:
-            ns = proxy.tenancy.shared_namespace
-            await anyio.to_thread.run_sync(proxy.engine.preload, ns)
+            await proxy.engine.preload(proxy.tenancy.shared_namespace)
         try:
             yield
         finally:

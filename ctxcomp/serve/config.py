@@ -154,6 +154,9 @@ class ServeConfig:
     max_body_bytes: int = 16 * 2**20
     max_response_bytes: int = 64 * 2**20  # non-streaming bodies (streams are not buffered)
     compress_workers: int = 1
+    compress_in: str = (
+        "process"  # worker processes (the event loop never shares a GIL), or "thread"
+    )
     max_pipelines: int = 8  # (tenant, pipeline settings) pairs loaded at once
     tenancy: str = "api-key"
     tenant_salt_env: str | None = None
@@ -190,6 +193,8 @@ class ServeConfig:
                 raise _err(f"serve.{name} must be a positive integer, got {v!r}")
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             raise _err(f"serve.retries must be a non-negative integer, got {self.retries!r}")
+        if self.compress_in not in ("process", "thread"):
+            raise _err(f"serve.compress_in must be 'process' or 'thread', got {self.compress_in!r}")
         if self.tenancy not in TENANCY:
             raise _err(f"serve.tenancy must be one of {TENANCY}, got {self.tenancy!r}")
         if self.auth_header is not None and self.auth_header not in AUTH_HEADERS:

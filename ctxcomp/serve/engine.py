@@ -16,16 +16,16 @@ import re
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import BrokenExecutor
+from dataclasses import dataclass, replace
 from typing import Any
 
 import ctxcomp
 
 from .config import Policy, ServeConfig
-from .pipelines import Loaded, Pipelines
 from .policy import resolve
 from .shapes import MESSAGE_OVERHEAD, Conversation, Part, extract
+from .worker import JobSpec, Workers
 
 KEEP_OPEN, KEEP_CLOSE = "<ctxcomp:keep>", "</ctxcomp:keep>"
 _KEEP_TAGS = re.compile(re.escape(KEEP_OPEN) + "|" + re.escape(KEEP_CLOSE))
@@ -82,10 +82,8 @@ class Engine:
 
     def __init__(self, config: ServeConfig, on_pipeline: Any = None) -> None:
         self.config = config
-        self._pool = ThreadPoolExecutor(
-            config.compress_workers, thread_name_prefix="ctxcomp-compress"
-        )
-        self.pipelines = Pipelines(config.max_pipelines, on_pipeline)
+        self.workers = Workers(config.compress_in, config.compress_workers, config.max_pipelines)
+        self._on_pipeline = on_pipeline  # told how many compressors a worker holds
         self._lock = threading.Lock()
         self._readers: dict[str, ctxcomp.ReaderTokenizer] = {}
 
@@ -97,31 +95,41 @@ class Engine:
                 self._readers[name] = ctxcomp.get_tokenizer(name)
             return self._readers[name]
 
-    def preload(self, namespace: str) -> None:
-        """Build the default pipeline now (and load its tokenizers), not at the first request."""
-        loaded = self.pipelines.get(self.config.pipeline)
-        docs = ["Warm-up text for the proxy's compressor. " * 8, "A second document. " * 8]
-        loaded.compress(namespace, docs, ratio=0.5, question="What is warmed up?")
+    async def preload(self, namespace: str) -> None:
+        """Build the default pipeline in every worker now, not at the first request."""
+        settings = dict(self.config.pipeline)
+        futures = [self.workers.submit("warm", settings, namespace) for _ in range(self.workers.n)]
+        for n in await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)):
+            self._loaded(n)
+
+    def _loaded(self, n: int) -> None:
+        if self._on_pipeline is not None:
+            self._on_pipeline(n)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.workers.close()
 
     # -- the request -----------------------------------------------------------------
 
     async def process(
         self, route: str, raw: bytes, headers: Mapping[str, str], namespace: str
     ) -> Outcome:
-        """Parse, plan and (in the compression pool) compress one request body."""
+        """Parse, plan and (in the compression pool) compress one request body.
+
+        The outcome's ``compression_ms`` is all the time the engine took for this request:
+        parsing, counting, waiting for a free compressor and compressing."""
+        t0 = time.perf_counter()
         if len(raw) <= INLINE_PLAN_BYTES:
             plan = self.plan(route, raw, headers, namespace)
         else:
             plan = await asyncio.to_thread(self.plan, route, raw, headers, namespace)
         if plan.error is not None:
-            return _failed(plan, plan.error, 0.0)
-        if not plan.jobs:
-            return self._unchanged(plan, "off" if not plan.policy.active else "skipped")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.execute, plan, namespace)
+            out = _failed(plan, plan.error)
+        elif not plan.jobs:
+            out = self._unchanged(plan, "off" if not plan.policy.active else "skipped")
+        else:
+            out = await self.execute(plan, namespace)
+        return replace(out, compression_ms=(time.perf_counter() - t0) * 1000)
 
     def plan(self, route: str, raw: bytes, headers: Mapping[str, str], namespace: str) -> _Plan:
         try:
@@ -149,12 +157,11 @@ class Engine:
         if not convs:
             base.skip_reason = "no text in a shape ctxcomp compresses"
             return base
-        reader = self.reader(reader_name)
         reasons = []
         for conv in convs:
-            try:
-                job, why = _job(conv, r.policy, reader)
-            except ctxcomp.CtxcompError as exc:
+            try:  # a reader that fails to load, or a budget that cannot hold: the policy's call
+                job, why = _job(conv, r.policy, self.reader(reader_name))
+            except Exception as exc:
                 base.error = exc
                 return base
             base.before += job.before if job else (why[1] if why else 0)
@@ -166,22 +173,42 @@ class Engine:
             base.skip_reason = reasons[0] if reasons else "nothing to compress"
         return base
 
-    def execute(self, plan: _Plan, namespace: str) -> Outcome:
-        """Compress every job of a plan (runs in the compression pool)."""
-        t0 = time.perf_counter()
+    async def execute(self, plan: _Plan, namespace: str) -> Outcome:
+        """Compress every job of a plan in a worker, and write the pieces back."""
+        reader = self.reader(plan.reader)
+        specs = []
+        for job in plan.jobs:
+            question, texts = _question_and_texts(job, plan.policy, reader)
+            specs.append(
+                JobSpec(
+                    dict(plan.pipeline),
+                    namespace,
+                    tuple(texts),
+                    job.target,
+                    question,
+                    plan.reader,
+                    plan.policy.dropped_placeholder,
+                )
+            )
         try:
-            loaded = self.pipelines.get(plan.pipeline)
-            reader = self.reader(plan.reader)
-            after = plan.before
-            for job in plan.jobs:
-                after -= job.before
-                after += _run_job(loaded, namespace, job, plan.policy, reader)
-            body = _dumps(plan.obj)
+            results = await asyncio.wrap_future(self.workers.submit("jobs", specs))
+        except BrokenExecutor as exc:  # a worker died: replace the pool, answer by policy
+            self.workers.restart()
+            return _failed(plan, exc)
         except Exception as exc:  # any failure: the policy says pass through or fail
-            return _failed(plan, exc, (time.perf_counter() - t0) * 1000)
-        ms = (time.perf_counter() - t0) * 1000
+            return _failed(plan, exc)
+        self._loaded(results[-1].loaded)
+        after = plan.before
+        for job, res in zip(plan.jobs, results):
+            for part, text in zip(job.chosen, res.pieces):
+                part.write(text)
+            after += job.fixed + res.tokens - job.before
+        if len(plan.raw) > INLINE_PLAN_BYTES:
+            body = await asyncio.to_thread(_dumps, plan.obj)
+        else:
+            body = _dumps(plan.obj)
         return Outcome(
-            body, "compressed", None, plan.before, after, ms, plan.reader, model=plan.model
+            body, "compressed", None, plan.before, after, 0.0, plan.reader, model=plan.model
         )
 
     def _unchanged(self, plan: _Plan, status: str) -> Outcome:
@@ -195,7 +222,7 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _failed(plan: _Plan, exc: Exception, ms: float) -> Outcome:
+def _failed(plan: _Plan, exc: Exception) -> Outcome:
     """Compression failed: the client's body goes as is (``pass``), or the client gets the
     error (``fail``)."""
     return Outcome(
@@ -204,35 +231,12 @@ def _failed(plan: _Plan, exc: Exception, ms: float) -> Outcome:
         f"{type(exc).__name__}: {exc}",
         plan.before or None,
         None,
-        ms,
+        0.0,
         plan.reader,
         exc,
         fail=plan.policy.on_error == "fail",
         model=plan.model,
     )
-
-
-def _run_job(
-    loaded: Loaded, namespace: str, job: _Job, policy: Policy, reader: ctxcomp.ReaderTokenizer
-) -> int:
-    """Compress one conversation's chosen parts, write the pieces back; its tokens after.
-
-    The compressor holds the target over the parts joined into one text; counted part by
-    part (as the upstream sees them) a few tokens can differ, so the target is lowered by
-    any excess and the call repeated (cheap: the segment cache has the scores)."""
-    question, texts = _question_and_texts(job, policy, reader)
-    docs = [ctxcomp.Document(t) for t in texts]
-    target = job.target
-    for _ in range(4):
-        res = loaded.compress(namespace, docs, target_tokens=target, question=question)
-        pieces = [d.text if d.text.strip() else policy.dropped_placeholder for d in res.documents]
-        used = sum(reader.count(t) for t in pieces)
-        if used <= job.target or target <= 1:
-            break
-        target = max(1, target - (used - job.target))
-    for part, text in zip(job.chosen, pieces):
-        part.write(text)
-    return job.fixed + used
 
 
 def _job(

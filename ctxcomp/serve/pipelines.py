@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,9 +86,8 @@ class Loaded:
 class Pipelines:
     """Compressors by settings, built on first use, least recently used out first."""
 
-    def __init__(self, max_loaded: int, on_change: Callable[[int], None] | None = None) -> None:
+    def __init__(self, max_loaded: int) -> None:
         self.max_loaded = max_loaded
-        self._on_change = on_change
         self._loaded: OrderedDict[str, Loaded] = OrderedDict()
         self._building: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -125,10 +124,13 @@ class Pipelines:
                 while len(self._loaded) > self.max_loaded:
                     self._loaded.popitem(last=False)
                 self._building.pop(key, None)
-                n = len(self._loaded)
-        if self._on_change is not None:
-            self._on_change(n)
         return loaded
+
+    @property
+    def loaded(self) -> int:
+        """How many compressors are loaded."""
+        with self._lock:
+            return len(self._loaded)
 
     @staticmethod
     def _build(s: dict[str, Any]) -> Loaded:

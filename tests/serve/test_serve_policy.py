@@ -283,6 +283,7 @@ def test_route_and_model_overrides(
 ) -> None:
     url = start_proxy(
         preload=False,
+        compress_in="thread",  # the other mode (the session's proxy uses worker processes)
         routes={"/v1/completions": {"enabled": False}},
         models={"tiny-*": {"ratio": 0.2}},
     )
