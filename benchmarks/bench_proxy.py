@@ -49,6 +49,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> np.ndarray:
+    """CPU time (user + system) of the server process, and of its children (the
+    compression workers)."""
+    import psutil
+
+    main = psutil.Process(pid)
+    out = np.zeros(2)
+    for i, p in enumerate([main, *main.children(recursive=True)]):
+        try:
+            t = p.cpu_times()
+            out[min(i, 1)] += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
 def wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 300) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -298,11 +314,15 @@ def main() -> None:
         wait_up(up_url + "/v1/models", upstream)
         wait_up(px_url + "/healthz", proxy)
         cold = [] if args.no_compress else asyncio.run(warm_up(px_url, args.tenants))
+        cpu0 = cpu_seconds(proxy.pid)
+        load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
         st = asyncio.run(
             run_load(up_url, px_url, args.requests, args.clients, args.seed, args.tenants)
         )
         wall = time.perf_counter() - t0
+        cpu = cpu_seconds(proxy.pid) - cpu0
+        load = (load0 + os.getloadavg()[0]) / 2
     finally:
         for p in (proxy, upstream):
             p.terminate()
@@ -322,6 +342,9 @@ def main() -> None:
         "corrupted_or_reordered": st.corrupted,
         "outcomes": st.status,
         "wall_s": round(wall, 1),
+        "machine_load_avg_1min": round(load, 1),
+        "proxy_cpu_ms_per_request": round(cpu[0] * 1000 / max(n, 1), 2),
+        "compression_workers_cpu_ms_per_request": round(cpu[1] * 1000 / max(n, 1), 2),
         "cpu_count": os.cpu_count(),
         "direct_ms": {"p50": pct(st.direct, 50), "p99": pct(st.direct, 99)},
         "proxy_ms": {"p50": pct(st.proxy, 50), "p99": pct(st.proxy, 99)},

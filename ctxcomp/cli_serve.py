@@ -123,12 +123,6 @@ def _setup_logging(level: str) -> None:
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(h)
     logger.setLevel(level.upper())
-    try:  # the proxy reports its own progress: silence transformers' load bars
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
 
 
 def app_from_env() -> Any:

@@ -134,6 +134,12 @@ class Pipelines:
 
     @staticmethod
     def _build(s: dict[str, Any]) -> Loaded:
+        try:  # a server has no terminal for model loading bars
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:
+            pass
         store = None
         if s["cache"] is not None:
             from ctxcomp.cache import SegmentCache, as_cache

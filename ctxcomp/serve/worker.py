@@ -75,12 +75,6 @@ _PIPELINES: Pipelines | None = None
 def _init(max_loaded: int) -> None:
     global _PIPELINES
     _PIPELINES = Pipelines(max_loaded)
-    try:  # progress bars of model loading have no reader in a worker
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
 
 
 def _pipelines() -> Pipelines:

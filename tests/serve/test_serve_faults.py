@@ -290,3 +290,26 @@ def test_post_is_never_retried_after_sending_get_is(start_proxy: Callable[..., s
     assert r.status_code == 502
     assert wait_for(lambda: slam.requests == 1 + 3)  # a GET: first try + 2 retries
     slam.sock.close()
+
+
+# -- a compression worker dies ------------------------------------------------------------
+
+
+def test_dead_worker_is_replaced(proxy: str, fake: FakeUpstream, essays: dict[str, str]) -> None:
+    psutil = pytest.importorskip("psutil")
+    me = psutil.Process()
+    workers = [p for p in me.children(recursive=True) if "multiprocessing" in " ".join(p.cmdline())]
+    workers = [p for p in workers if "spawn_main" in " ".join(p.cmdline())]
+    assert workers, "the session proxy compresses in a worker process"
+    body = {"model": "echo", "messages": rag_messages([essays["web20"][:3000]], "What is Web 2.0?")}
+    h = {"authorization": "Bearer sk-faults"}
+    for p in workers:
+        p.kill()
+    for p in workers:
+        p.wait(10)
+    r = httpx.post(proxy + "/v1/chat/completions", json=body, headers=h, timeout=120)
+    assert r.status_code == 200 and r.headers["x-ctxcomp-status"] == "error"  # sent uncompressed
+    assert "Broken" in r.headers["x-ctxcomp-reason"]
+    assert fake.last().body["messages"][3]["content"] == body["messages"][3]["content"]
+    r = httpx.post(proxy + "/v1/chat/completions", json=body, headers=h, timeout=300)
+    assert r.headers["x-ctxcomp-status"] == "compressed"  # a new worker took over
