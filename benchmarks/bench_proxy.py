@@ -1,8 +1,9 @@
 """Load test of ``ctxcomp serve`` on loopback: proxy vs direct-to-upstream, side by side.
 
 Three processes: the fake upstream (tests/serve/fake_upstream.py: a model server that
-streams ``n`` chunks ``gap`` seconds apart), the proxy (``ctxcomp serve``, the embedded
-default compressor, SQLite segment cache), and this load generator. ``--clients``
+answers after ``--ttfb-ms`` and streams ``n`` chunks ``--token-ms`` apart), the proxy
+(``ctxcomp serve``, the embedded default compressor, SQLite segment cache), and this load
+generator. ``--clients``
 concurrent clients send ``--requests`` requests through the proxy; each request is also
 sent straight to the upstream by the same client, in random order, so both arms share the
 machine's noise. A mix of streaming and non-streaming, short chats (nothing to compress)
@@ -95,11 +96,11 @@ class Stats:
 
 
 def make_request(
-    i: int, rng: random.Random, pool: list[str], tenants: int
+    i: int, rng: random.Random, pool: list[str], tenants: int, timing: dict[str, str]
 ) -> tuple[dict[str, Any], str]:
     rid = f"r{i:05d}"
     n = rng.randint(8, 24)
-    meta = {"rid": rid, "gap": "0.004"}
+    meta = {"rid": rid, **timing}
     if rng.random() < 0.3:  # RAG: retrieved documents come back as tool results
         docs = rng.sample(pool, rng.randint(1, 3))
         calls = [
@@ -184,15 +185,19 @@ async def warm_up(px: str, tenants: int) -> list[float]:
     return out
 
 
-async def run_load(
-    up: str, px: str, n_requests: int, n_clients: int, seed: int, tenants: int
-) -> Stats:
+async def run_load(up: str, px: str, args: argparse.Namespace) -> Stats:
+    n_requests, n_clients, seed, tenants = args.requests, args.clients, args.seed, args.tenants
     rng = random.Random(seed)
     pool = doc_pool()
-    reqs = [make_request(i, rng, pool, tenants) for i in range(n_requests)]
+    timing = {"ttfb": str(args.ttfb_ms / 1000), "gap": str(args.token_ms / 1000)}
+    reqs = [make_request(i, rng, pool, tenants, timing) for i in range(n_requests)]
     st = Stats()
     next_i = 0
-    limits = httpx.Limits(max_connections=n_clients * 2, max_keepalive_connections=n_clients * 2)
+    # idle connections are dropped by the client before any server's keep-alive timeout
+    # (uvicorn's default is 5 s), so a reused connection is never one the server just closed
+    limits = httpx.Limits(
+        max_connections=n_clients * 2, max_keepalive_connections=n_clients * 2, keepalive_expiry=2.0
+    )
     timeout = httpx.Timeout(120.0)
 
     async def worker(wid: int, client: httpx.AsyncClient) -> None:
@@ -207,7 +212,8 @@ async def run_load(
                 for arm in order:
                     res[arm] = await call(client, up if arm == "direct" else px, body, key)
             except Exception as exc:  # counted, never hidden
-                st.errors.append(f"{body['metadata']['rid']}: {type(exc).__name__}: {exc}")
+                rid = body["metadata"]["rid"]
+                st.errors.append(f"{rid} ({arm}): {type(exc).__name__}: {exc}")
                 continue
             (dt, dfb, _, dok), (pt, pfb, ph, pok) = res["direct"], res["proxy"]
             st.corrupted += (not dok) + (not pok)
@@ -237,6 +243,45 @@ def pct(xs: list[float], q: float, scale: float = 1000.0) -> str:
     return f"{np.percentile(xs, q) * scale:.1f}" if xs else "-"
 
 
+def plot(st: Stats, out: dict[str, Any], path: Path) -> None:
+    """Latency CDFs: direct vs through the proxy (engine time removed), and the paired
+    difference."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    ys = np.linspace(0, 1, len(st.direct))
+    proxy_ex = np.array(st.proxy) - np.array(st.engine_ms) / 1000
+    for xs, label in (
+        (st.direct, "direct to upstream"),
+        (proxy_ex, "through ctxcomp serve (engine time removed)"),
+    ):
+        a.plot(np.sort(np.asarray(xs)) * 1000, ys, label=label)
+    a.set_xscale("log")
+    a.set_xlabel("request latency, ms (log)")
+    a.set_ylabel("fraction of requests")
+    a.legend(fontsize=8)
+    a.grid(alpha=0.3)
+    added = np.sort(np.asarray(st.added_ex)) * 1000
+    b.plot(added, np.linspace(0, 1, len(added)))
+    for q in (50, 99):
+        v = np.percentile(added, q)
+        b.axvline(v, ls="--", c="gray")
+        b.text(v, 0.05 + q / 250, f" p{q} {v:.1f} ms", fontsize=8)
+    b.set_xlabel("added latency per request (proxy - direct, paired), ms")
+    b.set_xlim(min(-20.0, float(added[0])), max(60.0, float(np.percentile(added, 99.5))))
+    b.grid(alpha=0.3)
+    fig.suptitle(
+        f"ctxcomp serve, {out['clients']} clients, {out['completed_pairs']} requests, "
+        f"{out['cpu_count']} CPUs (load avg {out['machine_load_avg_1min']})",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -246,6 +291,19 @@ def main() -> None:
     ap.add_argument("--tenants", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the numbers here")
+    ap.add_argument("--plot", type=Path, help="draw the latency distributions (PNG) here")
+    ap.add_argument(
+        "--ttfb-ms",
+        type=float,
+        default=150.0,
+        help="the fake model server's time to first token (ms)",
+    )
+    ap.add_argument(
+        "--token-ms",
+        type=float,
+        default=20.0,
+        help="the fake model server's time per streamed token (ms): 20 = 50 tokens/s",
+    )
     ap.add_argument(
         "--no-compress",
         action="store_true",
@@ -314,14 +372,12 @@ def main() -> None:
         wait_up(up_url + "/v1/models", upstream)
         wait_up(px_url + "/healthz", proxy)
         cold = [] if args.no_compress else asyncio.run(warm_up(px_url, args.tenants))
-        cpu0 = cpu_seconds(proxy.pid)
+        cpu0, ucpu0 = cpu_seconds(proxy.pid), cpu_seconds(upstream.pid)
         load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
-        st = asyncio.run(
-            run_load(up_url, px_url, args.requests, args.clients, args.seed, args.tenants)
-        )
+        st = asyncio.run(run_load(up_url, px_url, args))
         wall = time.perf_counter() - t0
-        cpu = cpu_seconds(proxy.pid) - cpu0
+        cpu, ucpu = cpu_seconds(proxy.pid) - cpu0, cpu_seconds(upstream.pid) - ucpu0
         load = (load0 + os.getloadavg()[0]) / 2
     finally:
         for p in (proxy, upstream):
@@ -345,6 +401,8 @@ def main() -> None:
         "machine_load_avg_1min": round(load, 1),
         "proxy_cpu_ms_per_request": round(cpu[0] * 1000 / max(n, 1), 2),
         "compression_workers_cpu_ms_per_request": round(cpu[1] * 1000 / max(n, 1), 2),
+        # for scale: the fake upstream (a bare uvicorn app) per request it served
+        "upstream_cpu_ms_per_request": round(ucpu[0] * 1000 / max(2 * n, 1), 2),
         "cpu_count": os.cpu_count(),
         "direct_ms": {"p50": pct(st.direct, 50), "p99": pct(st.direct, 99)},
         "proxy_ms": {"p50": pct(st.proxy, 50), "p99": pct(st.proxy, 99)},
@@ -379,6 +437,8 @@ def main() -> None:
         print("error:", e, file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
+    if args.plot:
+        plot(st, out, args.plot)
     if st.errors or st.corrupted:
         raise SystemExit(1)
 

@@ -25,7 +25,9 @@ def serve_command(
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option(help="TOML/JSON file: the ctxcomp table (pipeline) and the serve table (proxy)."),
+        typer.Option(
+            help="TOML/JSON file: the ctxcomp table (pipeline) and the serve table (proxy)."
+        ),
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
@@ -75,6 +77,7 @@ def serve_command(
         access_log=False,  # the proxy logs its own lines, without keys or query strings
         ws="none",
         lifespan="on",
+        timeout_keep_alive=cfg.client_keep_alive,
     )
     err.print(f"ctxcomp serve: http://{host}:{port}/v1 -> {cfg.upstream} ({workers} worker(s))")
     if workers > 1:

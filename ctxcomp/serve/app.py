@@ -123,12 +123,7 @@ class Endpoint:
                     gone = True
                     return
                 except ValueError:
-                    await ex.error(
-                        413,
-                        f"request body exceeds the limit of {p.config.max_body_bytes} bytes",
-                        "invalid_request_error",
-                        "body_too_large",
-                    )
+                    await self._too_large(ex)
                     return
             async with anyio.create_task_group() as tg:
                 flag: list[bool] = []
@@ -160,14 +155,14 @@ class Endpoint:
             and length.isdigit()
             and int(length) > self.proxy.config.max_body_bytes
         ):
-            await ex.error(
-                413,
-                f"request body exceeds the limit of {self.proxy.config.max_body_bytes} bytes",
-                "invalid_request_error",
-                "body_too_large",
-            )
+            await self._too_large(ex)
             return False
         return True
+
+    async def _too_large(self, ex: Exchange) -> None:
+        limit = self.proxy.config.max_body_bytes
+        msg = f"request body exceeds the limit of {limit} bytes"
+        await ex.error(413, msg, "invalid_request_error", "body_too_large")
 
     async def _serve(self, ex: Exchange, headers: Headers, body: bytes) -> None:
         p = self.proxy

@@ -151,6 +151,9 @@ class ServeConfig:
     max_connections: int = 512
     max_keepalive: int = 128
     keepalive_expiry: float = 4.0  # below common servers' idle timeouts (uvicorn's is 5 s)
+    client_keep_alive: float = (
+        75.0  # idle client connections: longer than clients' pools keep them
+    )
     max_body_bytes: int = 16 * 2**20
     max_response_bytes: int = 64 * 2**20  # non-streaming bodies (streams are not buffered)
     compress_workers: int = 1
@@ -176,6 +179,7 @@ class ServeConfig:
             "write_timeout",
             "pool_timeout",
             "keepalive_expiry",
+            "client_keep_alive",
         ):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not v > 0:

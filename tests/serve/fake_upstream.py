@@ -5,6 +5,7 @@ requests it gets are well formed, records them, and behaves as the request's ``m
 
 - ``echo`` (anything else): a normal answer (``stream: true``: ``n`` chunks of ``tok<i>``;
   ``n`` is ``max_tokens`` or 5), one chunk every ``gap`` seconds (``metadata.gap``, default 0)
+  after ``metadata.ttfb`` seconds (default 0)
 - ``error-500`` / ``error-429``: that status with an OpenAI error body
 - ``hang``: never answers (until the client goes)
 - ``drop``: streams 3 chunks, then breaks the connection (``drop-json``: a JSON body cut short)
@@ -121,6 +122,7 @@ class FakeUpstream:
             await self._stream(send, receive, seen, path, body, n=10, gap=0.0, cut=3)
             raise RuntimeError("fake upstream: connection dropped on purpose")
         n = int(body.get("max_tokens") or 5)
+        await asyncio.sleep(float(meta.get("ttfb", 0)))
         if stream:
             return await self._stream(
                 send, receive, seen, path, body, n=n, gap=float(meta.get("gap", 0))
