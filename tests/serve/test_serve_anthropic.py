@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from fake_upstream import FakeUpstream
-from helpers import is_subsequence
+from serve_helpers import is_subsequence
 
 anthropic = pytest.importorskip("anthropic")
 

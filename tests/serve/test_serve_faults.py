@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 from fake_upstream import FakeUpstream
-from helpers import KEEP, rag_messages
+from serve_helpers import KEEP, rag_messages
 
 MSG = [{"role": "user", "content": "hi"}]
 

@@ -8,7 +8,7 @@ import time
 import openai
 import pytest
 from fake_upstream import FakeUpstream
-from helpers import chat_tokens, is_subsequence, rag_messages
+from serve_helpers import chat_tokens, is_subsequence, rag_messages
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fake_upstream import FakeUpstream
-from helpers import KEEP, chat_tokens, is_subsequence, rag_messages
+from serve_helpers import KEEP, chat_tokens, is_subsequence, rag_messages
 
 import ctxcomp
 from ctxcomp.serve import Policy, ServeConfig

@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 from fake_upstream import FakeUpstream
-from helpers import rag_messages
+from serve_helpers import rag_messages
 
 from ctxcomp.cache import SQLiteStore
 
