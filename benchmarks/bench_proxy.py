@@ -243,45 +243,6 @@ def pct(xs: list[float], q: float, scale: float = 1000.0) -> str:
     return f"{np.percentile(xs, q) * scale:.1f}" if xs else "-"
 
 
-def plot(st: Stats, out: dict[str, Any], path: Path) -> None:
-    """Latency CDFs: direct vs through the proxy (engine time removed), and the paired
-    difference."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    ys = np.linspace(0, 1, len(st.direct))
-    proxy_ex = np.array(st.proxy) - np.array(st.engine_ms) / 1000
-    for xs, label in (
-        (st.direct, "direct to upstream"),
-        (proxy_ex, "through ctxcomp serve (engine time removed)"),
-    ):
-        a.plot(np.sort(np.asarray(xs)) * 1000, ys, label=label)
-    a.set_xscale("log")
-    a.set_xlabel("request latency, ms (log)")
-    a.set_ylabel("fraction of requests")
-    a.legend(fontsize=8)
-    a.grid(alpha=0.3)
-    added = np.sort(np.asarray(st.added_ex)) * 1000
-    b.plot(added, np.linspace(0, 1, len(added)))
-    for q in (50, 99):
-        v = np.percentile(added, q)
-        b.axvline(v, ls="--", c="gray")
-        b.text(v, 0.05 + q / 250, f" p{q} {v:.1f} ms", fontsize=8)
-    b.set_xlabel("added latency per request (proxy - direct, paired), ms")
-    b.set_xlim(min(-20.0, float(added[0])), max(60.0, float(np.percentile(added, 99.5))))
-    b.grid(alpha=0.3)
-    fig.suptitle(
-        f"ctxcomp serve, {out['clients']} clients, {out['completed_pairs']} requests, "
-        f"{out['cpu_count']} CPUs (load avg {out['machine_load_avg_1min']})",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -438,7 +399,9 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     if args.plot:
-        plot(st, out, args.plot)
+        from benchmarks._proxy_plot import plot
+
+        plot(st.direct, st.proxy, st.engine_ms, st.added_ex, out, args.plot)
     if st.errors or st.corrupted:
         raise SystemExit(1)
 
