@@ -60,6 +60,7 @@ class Policy:
     on_error: str = "pass"
     reader: str | None = None  # None: the pipeline's reader
     dropped_placeholder: str = "[omitted]"
+    compress_timeout: float = 30.0  # longer (waiting for a worker included): on_error applies
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "parts", tuple(self.parts))
@@ -82,6 +83,10 @@ class Policy:
                 raise _err(f"policy {name} must be a non-negative integer, got {v!r}")
         if self.max_prompt_tokens == 0:
             raise _err("policy max_prompt_tokens must be positive")
+        if not isinstance(self.compress_timeout, (int, float)) or not self.compress_timeout > 0:
+            raise _err(
+                f"policy compress_timeout must be positive seconds, got {self.compress_timeout!r}"
+            )
         if self.on_error not in ON_ERROR:
             raise _err(f"policy on_error must be one of {ON_ERROR}, got {self.on_error!r}")
 
@@ -151,9 +156,7 @@ class ServeConfig:
     max_connections: int = 512
     max_keepalive: int = 128
     keepalive_expiry: float = 4.0  # below common servers' idle timeouts (uvicorn's is 5 s)
-    client_keep_alive: float = (
-        75.0  # idle client connections: longer than clients' pools keep them
-    )
+    client_keep_alive: float = 75.0  # idle client connections: longer than clients' pools keep them
     max_body_bytes: int = 16 * 2**20
     max_response_bytes: int = 64 * 2**20  # non-streaming bodies (streams are not buffered)
     compress_workers: int = 1

@@ -33,6 +33,10 @@ _PARAGRAPH = re.compile(r"\n\s*\n")
 INLINE_PLAN_BYTES = 32 * 1024  # smaller bodies are parsed and counted on the event loop
 
 
+class CompressTimeout(ctxcomp.CtxcompError):
+    """Compression (with its wait for a worker) took longer than ``compress_timeout``."""
+
+
 class BodyError(ctxcomp.InputError):
     """The request body is not a JSON object (answered with 400)."""
 
@@ -190,8 +194,12 @@ class Engine:
                     plan.policy.dropped_placeholder,
                 )
             )
+        timeout = plan.policy.compress_timeout
         try:
-            results = await asyncio.wrap_future(self.workers.submit("jobs", specs))
+            future = asyncio.wrap_future(self.workers.submit("jobs", specs))
+            results = await asyncio.wait_for(future, timeout)  # a queued job is withdrawn
+        except asyncio.TimeoutError:
+            return _failed(plan, CompressTimeout(f"compression took over {timeout:g} s"))
         except BrokenExecutor as exc:  # a worker died: replace the pool, answer by policy
             self.workers.restart()
             return _failed(plan, exc)

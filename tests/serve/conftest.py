@@ -57,7 +57,8 @@ def running_proxy(config: ServeConfig) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def proxy(fake: FakeUpstream, cache_file: Path) -> Iterator[str]:
     """The default proxy's base URL (ratio 0.5, SQLite cache, clients' keys pass through)."""
-    with running_proxy(make_config(fake, cache_file)) as url:
+    cfg = make_config(fake, cache_file, models={"timeout-test": {"compress_timeout": 0.001}})
+    with running_proxy(cfg) as url:
         yield url
 
 

@@ -208,6 +208,24 @@ def test_compression_failure_pass_or_fail(
     assert len(fake.seen) == n
 
 
+def test_compression_timeout_passes_the_request_on(
+    proxy: str, fake: FakeUpstream, essays: dict[str, str]
+) -> None:
+    # the session proxy gives model "timeout-test" a 1 ms compress_timeout
+    body = {"model": "timeout-test", "messages": rag_messages([essays["bias"][:3000]], "Why?")}
+    r = httpx.post(
+        proxy + "/v1/chat/completions",
+        json=body,
+        headers={"authorization": "Bearer sk-t"},
+        timeout=60,
+    )
+    assert r.status_code == 200 and r.headers["x-ctxcomp-status"] == "error"
+    assert r.headers["x-ctxcomp-reason"].startswith(
+        "CompressTimeout: compression took over 0.001 s"
+    )
+    assert fake.last().body["messages"] == body["messages"]
+
+
 # -- compression never blocks the event loop ------------------------------------------------
 
 
