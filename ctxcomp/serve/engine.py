@@ -1,10 +1,9 @@
 """Compressing one request body under its policy, off the event loop.
 
 :meth:`Engine.process` parses the body, picks the parts the policy compresses, counts the
-request in the reader's tokens, and runs the compressor in a worker thread (its own pool:
-model work never runs on the event loop, and never delays another request's streaming).
-Compressors are built with :func:`ctxcomp.build_pipeline`, one per (tenant namespace,
-pipeline settings), least recently used first out beyond ``max_pipelines``.
+request in the reader's tokens, and has a worker (:mod:`.worker`: a process by default)
+compress them; the pieces are written back into the body. Model work never runs on the
+event loop, and never delays another request's streaming.
 """
 
 from __future__ import annotations
@@ -294,14 +293,14 @@ def _question_and_texts(
     q_part = job.conv.question_part
     if q_part is None or not q_part.text.strip():
         return None, texts
-    if q_part not in chosen:
-        q = q_part.text.strip()
+    if not any(p is q_part for p in chosen):
+        q = _KEEP_TAGS.sub("", q_part.text).strip()
         return (q if reader.count(q) <= policy.max_question_tokens else None), texts
     paras = _PARAGRAPH.split(q_part.text.rstrip())
     last = paras[-1].strip() if paras else ""
     if len(paras) < 2 or not last or reader.count(last) > policy.max_question_tokens:
         return None, texts
-    i = chosen.index(q_part)
+    i = next(k for k, p in enumerate(chosen) if p is q_part)
     cut = q_part.text.rstrip().rfind(last)
     texts[i] = q_part.text[:cut] + KEEP_OPEN + q_part.text[cut:] + KEEP_CLOSE
-    return last, texts
+    return _KEEP_TAGS.sub("", last), texts

@@ -18,7 +18,7 @@ from typing import Any
 MESSAGE_OVERHEAD = 4  # tokens a chat template adds per message (role, delimiters)
 
 
-@dataclass
+@dataclass(eq=False)  # parts are compared by identity
 class Part:
     """One text of the request. ``kind`` is one of ``config.PART_KINDS``."""
 
