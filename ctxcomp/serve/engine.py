@@ -201,6 +201,8 @@ class Engine:
             return _failed(plan, CompressTimeout(f"compression took over {timeout:g} s"))
         except BrokenExecutor as exc:  # a worker died: replace the pool, answer by policy
             self.workers.restart()
+            if self.config.preload:  # the new worker loads its model now, not at a request
+                self.workers.submit("warm", dict(self.config.pipeline), namespace)
             return _failed(plan, exc)
         except Exception as exc:  # any failure: the policy says pass through or fail
             return _failed(plan, exc)
