@@ -266,6 +266,12 @@ def main() -> None:
         help="the fake model server's time per streamed token (ms): 20 = 50 tokens/s",
     )
     ap.add_argument(
+        "--compress-in",
+        choices=("process", "thread"),
+        default="process",
+        help="the proxy's serve.compress_in",
+    )
+    ap.add_argument(
         "--no-compress",
         action="store_true",
         help="policy off: measure the proxy's own cost alone (every request passes as is)",
@@ -290,6 +296,7 @@ def main() -> None:
                 "ctxcomp": pipeline,
                 "serve": {
                     "upstream": up_url + "/v1",
+                    "compress_in": args.compress_in,
                     "policy": {
                         "ratio": 0.5,
                         "min_part_tokens": 64,
@@ -398,6 +405,7 @@ def main() -> None:
             "p99": pct(cold, 99, 1),
         },
         "pipeline": pipeline,
+        "compress_in": args.compress_in,
         "token_reduction_mean": round(float(np.mean(red)), 3) if red else None,
     }
     print(json.dumps(out, indent=2))
