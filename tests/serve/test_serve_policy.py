@@ -284,6 +284,7 @@ def test_route_and_model_overrides(
     url = start_proxy(
         preload=False,
         compress_in="thread",  # the other mode (the session's proxy uses worker processes)
+        pipeline={"coarse": False},  # token-level only: no ranker to load for this test
         routes={"/v1/completions": {"enabled": False}},
         models={"tiny-*": {"ratio": 0.2}},
     )
