@@ -19,6 +19,7 @@ def plot(
     """Latency CDFs: direct vs through the proxy (engine time removed), and the paired
     difference."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -32,6 +33,12 @@ def plot(
     ):
         a.plot(np.sort(np.asarray(xs)) * 1000, ys, label=label)
     a.set_xscale("log")
+    lo, hi = min(min(direct), float(proxy_ex.min())) * 1000, max(max(direct), max(proxy)) * 1000
+    a.set_xticks(
+        [t for t in (50, 100, 200, 300, 500, 1000, 2000, 3000, 5000, 10000, 20000) if lo <= t <= hi]
+    )
+    a.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    a.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     a.set_xlabel("request latency, ms (log)")
     a.set_ylabel("fraction of requests")
     a.legend(fontsize=8)
