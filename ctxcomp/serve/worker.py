@@ -10,6 +10,9 @@ loop only moves bytes. A job is plain data in and out (:class:`JobSpec`,
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -75,6 +78,15 @@ _PIPELINES: Pipelines | None = None
 def _init(max_loaded: int) -> None:
     global _PIPELINES
     _PIPELINES = Pipelines(max_loaded)
+    threading.Thread(target=_exit_with_parent, name="ctxcomp-parent-watch", daemon=True).start()
+
+
+def _exit_with_parent() -> None:
+    """A worker never outlives the server (killed, crashed or stopped): it holds a model."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
 
 
 def _pipelines() -> Pipelines:

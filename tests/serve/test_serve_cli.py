@@ -158,3 +158,30 @@ def test_cli_serves_with_two_workers(fake: FakeUpstream, tmp_path: Path) -> None
         proc.terminate()
         proc.wait(30)
         log.close()
+
+
+def test_compression_workers_exit_with_the_server(tmp_path: Path) -> None:
+    """A worker holds a model: when the server process dies (even by SIGKILL), so does it."""
+    psutil = pytest.importorskip("psutil")
+    code = (
+        "import time\n"
+        "from ctxcomp.serve.worker import Workers\n"
+        "w = Workers('process', 1, 1)\n"
+        "print(w.executor.submit(__import__('os').getpid).result(), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        worker = psutil.Process(int(parent.stdout.readline()))
+        assert worker.is_running()
+    finally:
+        parent.kill()
+        parent.wait(10)
+        if parent.stdout is not None:
+            parent.stdout.close()
+    try:
+        worker.wait(10)  # raises psutil.TimeoutExpired if it outlives its server
+    finally:
+        if worker.is_running():
+            worker.kill()
