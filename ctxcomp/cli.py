@@ -209,6 +209,7 @@ def _mount_subcommands() -> None:
     from .cli_batch import batch
     from .cli_cache import cache_app
     from .cli_latent import compress_latent, train_latent
+    from .cli_serve import serve_command
     from .cli_train import train_app
     from .cli_vision import vision_app
 
@@ -220,6 +221,7 @@ def _mount_subcommands() -> None:
     app.command("compress-latent", help="Compress into CompLLM concept embeddings.")(
         compress_latent
     )
+    app.command("serve")(serve_command)
 
 
 _mount_subcommands()
