@@ -22,6 +22,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "ctxcomp.cli_batch": ("ctxcomp.cli.batch",),
     "ctxcomp.cli_vision": ("ctxcomp.cli.vision",),
     "ctxcomp.cli_latent": ("ctxcomp.cli.latent",),
+    "ctxcomp.cli_serve": ("ctxcomp.cli.serve",),
 }
 
 

@@ -15,7 +15,7 @@ import types
 import typing
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import InitVar, asdict, dataclass, field, fields
+from dataclasses import InitVar, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,9 @@ class PipelineConfig:
     ranker_model: str | None = None
     order: str = "original"
     coarse_factor: float = 2.0
-    cache: str | None = None  # SQLite file path, or a redis://, rediss:// or unix:// URL
+    # SQLite file path, or a redis://, rediss:// or unix:// URL (in code also a SegmentCache
+    # or a cache Store object)
+    cache: str | None = None
     namespace: str = "default"
     # HMAC key for cache entries (shared caches); default: $CTXCOMP_CACHE_KEY. docs/cache.md
     cache_key: str | None = field(default=None, repr=False)
@@ -72,6 +74,8 @@ class PipelineConfig:
         hints = typing.get_type_hints(PipelineConfig)
         for f in fields(self):
             v = getattr(self, f.name)
+            if f.name == "cache" and _is_cache_object(v):
+                continue
             if not _fits(v, hints[f.name]):
                 raise InputError(
                     f"pipeline config {f.name!r} must be {_describe(hints[f.name])}, got {v!r}"
@@ -160,7 +164,7 @@ class PipelineConfig:
             raise InputError(f"config file {name}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}  # cache objects not copied
         d["options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.options.items()}
         return d
 
@@ -178,6 +182,14 @@ class PipelineConfig:
 
 
 _DEPRECATED = ("mode", "force_tokens", "keep_digits", "extra")
+
+
+def _is_cache_object(v: Any) -> bool:
+    if v is None or isinstance(v, (str, bool, int, float)):
+        return False
+    from .cache import SegmentCache, Store
+
+    return isinstance(v, (SegmentCache, Store))
 
 
 def _fits(v: Any, hint: Any) -> bool:
@@ -253,9 +265,18 @@ def create_method(c: PipelineConfig) -> Compressor[Any]:
     if c.cache is not None:
         if "cache" not in takes:
             raise InputError(f"method {c.method!r} takes no segment cache (got cache={c.cache!r})")
-        from .cache import SegmentCache
+        from .cache import SegmentCache, as_cache
 
-        kwargs["cache"] = SegmentCache(c.cache, key=c.cache_key)
+        if isinstance(c.cache, str):
+            kwargs["cache"] = SegmentCache(c.cache, key=c.cache_key)
+        elif c.cache_key is not None:
+            raise InputError("cache_key goes with a cache path or URL; a cache object has its own")
+        else:
+            kwargs["cache"] = as_cache(c.cache)
+    unknown = sorted(k for k in c.options if k not in takes or k in kwargs)
+    if unknown:
+        known = sorted(set(takes) - set(kwargs)) if isinstance(takes, set) else []
+        raise InputError(f"method {c.method!r} has no option(s) {unknown}; known: {known}")
     method: Compressor[Any] = factory(**kwargs, **dict(c.options))
     return method
 

@@ -40,6 +40,7 @@ mount("compress", "ctxcomp.cli.compress:compress")
 mount("cache", "ctxcomp.cli.cache:cache_app", "Inspect and clear the segment cache.")
 mount("train", "ctxcomp.cli.train:train_app", "Train a token-classification compressor.")
 mount("batch", "ctxcomp.cli.batch:batch")
+mount("serve", "ctxcomp.cli.serve:serve_command")
 mount("vision", "ctxcomp.cli.vision:vision_app", "Prune or merge visual tokens of pictures.")
 mount(
     "train-latent", "ctxcomp.cli.latent:train_latent", "Train a CompLLM concept-embedding encoder."
