@@ -10,10 +10,11 @@ import json
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .cache import SegmentCache
 from .compressors.base import Compressor
 from .compressors.token_classifier import DEFAULT_FORCE_TOKENS, TokenClassifierCompressor
 from .errors import InputError
@@ -38,7 +39,9 @@ class PipelineConfig:
     ranker_model: str | None = None
     order: str = "original"
     coarse_factor: float = 2.0
-    cache: str | None = None  # SQLite file path, or a redis://, rediss:// or unix:// URL
+    # SQLite file path, or a redis://, rediss:// or unix:// URL; in code also a SegmentCache
+    # (e.g. one shared by several pipelines, as the proxy's per-tenant stores)
+    cache: str | SegmentCache | None = None
     namespace: str = "default"
     # HMAC key for cache entries (shared caches); default: $CTXCOMP_CACHE_KEY. docs/cache.md
     cache_key: str | None = field(default=None, repr=False)
@@ -108,7 +111,7 @@ class PipelineConfig:
             raise InputError(f"config file {name}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}  # a cache object is shared, not copied
         d["force_tokens"] = list(self.force_tokens)
         d["extra"] = dict(self.extra)
         return d
@@ -135,7 +138,13 @@ def _fits(v: Any, hint: Any) -> bool:
 
 
 def _describe(hint: Any) -> str:
-    names = {str: "a string", bool: "true or false", float: "a number", type(None): "null"}
+    names = {
+        str: "a string",
+        bool: "true or false",
+        float: "a number",
+        type(None): "null",
+        SegmentCache: "a SegmentCache",
+    }
     union = typing.get_origin(hint) in (typing.Union, types.UnionType)
     args = typing.get_args(hint) if union else (hint,)
     out = []
@@ -174,9 +183,15 @@ def _fine(c: PipelineConfig) -> TokenClassifierCompressor:
     )
     if c.backend is not None:
         kwargs["backend"] = c.backend
-    if c.cache is not None:
-        from .cache import SegmentCache
-
+    if isinstance(c.cache, SegmentCache):
+        if c.cache_key is not None:
+            raise InputError(
+                "cache_key applies to a cache named by path or URL; "
+                "give a SegmentCache object its key with SegmentCache(..., key=...)"
+            )
+        kwargs["cache"] = c.cache
+        kwargs["namespace"] = c.namespace
+    elif c.cache is not None:
         kwargs["cache"] = SegmentCache(c.cache, key=c.cache_key)
         kwargs["namespace"] = c.namespace
     if c.model is None:
