@@ -194,10 +194,12 @@ def _run(comp, text, budget, question, err):  # type: ignore[no-untyped-def]
 
 def _mount_subcommands() -> None:
     from .cli_cache import cache_app
+    from .cli_latent import train_latent
     from .cli_train import train_app
 
     app.add_typer(cache_app, name="cache", help="Inspect and clear the segment cache.")
     app.add_typer(train_app, name="train", help="Train a token-classification compressor.")
+    app.command("train-latent", help="Train a CompLLM concept-embedding encoder.")(train_latent)
 
 
 _mount_subcommands()

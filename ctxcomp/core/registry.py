@@ -111,3 +111,10 @@ class Registry(Generic[T]):
 compressors: Registry[Any] = Registry("compressor", "ctxcomp.compressors")
 rankers: Registry[Any] = Registry("ranker", "ctxcomp.rankers")
 backends: Registry[Any] = Registry("backend", "ctxcomp.backends")
+
+# Built-in methods outside the text package (imported only when created).
+compressors.register(
+    "complm",
+    "ctxcomp.latent.complm:SegmentCompressor",
+    summary="CompLLM: concept embeddings per segment for a causal LM (latent), cached",
+)
