@@ -194,12 +194,14 @@ def _run(comp, text, budget, question, err):  # type: ignore[no-untyped-def]
 
 def _mount_subcommands() -> None:
     from .cli_cache import cache_app
+    from .cli_cascade import c3_app
     from .cli_latent import train_latent
     from .cli_train import train_app
 
     app.add_typer(cache_app, name="cache", help="Inspect and clear the segment cache.")
     app.add_typer(train_app, name="train", help="Train a token-classification compressor.")
     app.command("train-latent", help="Train a CompLLM concept-embedding encoder.")(train_latent)
+    app.add_typer(c3_app, name="c3", help="C3 latent compression: train, compress, reconstruct.")
 
 
 _mount_subcommands()

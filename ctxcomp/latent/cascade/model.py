@@ -32,6 +32,20 @@ def backbone(lm: Any) -> Any:
     return inner.base_model
 
 
+def truncate_layers(lm: Any, keep: int) -> Any:
+    """Keep the first ``keep`` transformer layers of a causal LM (a cheaper encoder); the
+    config says so, so the truncated model saves and loads as a normal checkpoint."""
+    body = backbone(lm)
+    n = len(body.layers)
+    if not 1 <= keep <= n:
+        raise InputError(f"keep_layers must be in [1, {n}] for this model, got {keep}")
+    body.layers = body.layers[:keep]
+    lm.config.num_hidden_layers = keep
+    if isinstance(getattr(lm.config, "layer_types", None), list):
+        lm.config.layer_types = lm.config.layer_types[:keep]
+    return lm
+
+
 class CascadeEncoder(nn.Module):
     """``encoder`` (a Hugging Face ``*ForCausalLM``) + ``query`` + ``projector``.
 

@@ -14,6 +14,7 @@ one ``<img>...</img>`` block each, in order. Importing it is light (no torch).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -43,19 +44,26 @@ class CascadeTemplate:
     block_pad: str = "<imgpad>"
     reconstruct: str = RECONSTRUCT
 
-    def parts(self, n_blocks: int, instruction: str) -> list[str | int]:
-        """The decoder prompt as strings and block indices ``0..n_blocks-1`` (in order)."""
-        if not isinstance(n_blocks, int) or n_blocks < 1:
-            raise InputError(f"a decoder prompt needs at least one latent block, got {n_blocks!r}")
-        if not isinstance(instruction, str) or not instruction.strip():
+    def __call__(
+        self, tokenizer: Any, parts: Sequence[Any], question: str, system: str | None = None
+    ) -> list[Any]:
+        """The decoder prompt as text pieces and latent parts, in order (the
+        :data:`ctxcomp.latent.generate.Template` protocol): each latent part in its own
+        ``block_start ... block_end``, text parts verbatim, then the question."""
+        from ..prompt import LatentPart
+
+        if not isinstance(question, str) or not question.strip():
             raise InputError("the decoder instruction (question or 'repeat' prompt) is empty")
-        head = f"{self.system_turn}{self.system}{self.turn_end}" if self.system is not None else ""
-        out: list[str | int] = [head + self.user_turn + self.block_start]
-        for i in range(n_blocks):
-            if i:
-                out.append(self.block_end + self.block_start)
-            out.append(i)
-        out.append(f"{self.block_end}\n{instruction}{self.turn_end}{self.assistant_turn}")
+        sys_text = system if system is not None else self.system
+        head = f"{self.system_turn}{sys_text}{self.turn_end}" if sys_text is not None else ""
+        out: list[Any] = [head + self.user_turn]
+        for p in parts:
+            if isinstance(p, LatentPart):
+                out[-1] += self.block_start
+                out += [p, self.block_end]
+            else:
+                out[-1] += p.text
+        out[-1] += f"\n{question}{self.turn_end}{self.assistant_turn}"
         return out
 
     def target(self, text: str) -> str:

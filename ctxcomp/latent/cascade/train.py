@@ -31,9 +31,10 @@ from ...errors import InputError
 from . import checkpoint as ck
 from .layout import CascadeModel, save_c3
 from .train_data import Record, Sample, make_samples
-from .train_step import Batcher, batch_loss
+from .train_step import batch_loss, encoder_batch
 
 VARIANTS = ("frozen-decoder", "full")
+AMP = ("none", "bf16", "fp16")
 
 
 @dataclass
@@ -58,11 +59,14 @@ class CascadeTrainConfig:
     seed: int = 0
     resume: bool = False
     gradient_checkpointing: bool = False
+    amp: str = "none"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise InputError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.amp not in AMP:
+            raise InputError(f"amp must be one of {AMP}, got {self.amp!r}")
         if self.batch_size < 1 or self.lora_rank < 0:
             raise InputError("batch_size must be >= 1 and lora_rank >= 0")
         self.chunk_lengths = tuple(int(c) for c in self.chunk_lengths)
@@ -120,9 +124,8 @@ def calibrate_projector(model: CascadeModel, samples: Sequence[Sample], n: int =
     """Scale a fresh projector so latent rows have the decoder's token-embedding RMS."""
     import torch
 
-    batch = Batcher(model).encoder_batch(list(samples[:n]))
     with torch.no_grad():
-        lat = model.encoder(*batch)
+        lat = model.encoder(*encoder_batch(model, samples[:n]))
         target = model.decoder.get_input_embeddings().weight.float().pow(2).mean().sqrt()
         scale = float(target / lat.float().pow(2).mean().sqrt().clamp_min(1e-8))
         model.encoder.projector.weight.mul_(scale)
@@ -204,7 +207,6 @@ class CascadeTrainer:
             sched.load_state_dict({"last_epoch": state["step"], "_step_count": state["step"] + 1})
             step, history, spent = state["step"], state["history"], state.get("seconds", 0.0)
             self.log(f"resumed from {last.name} (step {step})")
-        batcher = Batcher(model)
         bar = _progress(total, step)
         ema: float | None = None
         val_loss = val_acc = None
@@ -214,7 +216,8 @@ class CascadeTrainer:
             model.decoder.train(cfg.variant == "full")
             rng = random.Random(cfg.seed * 1_000_003 + step)
             batch = [tr[rng.randrange(len(tr))] for _ in range(cfg.batch_size)]
-            loss, _ = batch_loss(batcher, batch)
+            with self.autocast(model):
+                loss, _ = batch_loss(model, batch)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(list(named.values()), 1.0)
             opt.step()
@@ -229,7 +232,7 @@ class CascadeTrainer:
             out_of_time = cfg.max_minutes is not None and seconds >= 60 * cfg.max_minutes
             last_step = step == total or out_of_time
             if (cfg.eval_every and step % cfg.eval_every == 0) or last_step:
-                val_loss, val_acc = self.evaluate(batcher, va)
+                val_loss, val_acc = self.evaluate(model, va)
                 history.append(
                     {
                         "step": step,
@@ -284,20 +287,28 @@ class CascadeTrainer:
             history,
         )
 
+    def autocast(self, model: CascadeModel) -> Any:
+        """Mixed precision around the forward (``amp``: bf16 suits CPUs with native bf16)."""
+        import torch
+
+        dev = model.encoder.query.weight.device.type
+        dt = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.cfg.amp)
+        return torch.autocast(dev, dtype=dt or torch.bfloat16, enabled=dt is not None)
+
     def evaluate(
-        self, batcher: Batcher, samples: Sequence[Sample]
+        self, model: CascadeModel, samples: Sequence[Sample]
     ) -> tuple[float | None, float | None]:
         """Teacher-forced loss and next-token accuracy on the held-out samples."""
         import torch
 
         if not samples:
             return None, None
-        batcher.model.encoder.eval()
-        batcher.model.decoder.eval()
+        model.encoder.eval()
+        model.decoder.eval()
         tot = ok = n = 0.0
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast(model):
             for s in range(0, len(samples), self.cfg.batch_size):
-                loss, (correct, count) = batch_loss(batcher, samples[s : s + self.cfg.batch_size])
+                loss, (correct, count) = batch_loss(model, samples[s : s + self.cfg.batch_size])
                 tot += float(loss) * count
                 ok += correct
                 n += count
