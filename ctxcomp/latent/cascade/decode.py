@@ -14,7 +14,7 @@ from typing import Any
 
 from ...errors import InputError
 from ..generate import build_inputs, check_target
-from ..prompt import LatentPart, LatentPrompt
+from ..prompt import LatentPrompt
 from .layout import CascadeModel
 
 
