@@ -204,7 +204,7 @@ class CascadeTrainer:
                 for n, p in named.items():
                     p.copy_(weights[n])
             ck.load_optimizer(opt, otensors, state["optimizer"])
-            sched.load_state_dict({"last_epoch": state["step"], "_step_count": state["step"] + 1})
+            sched.last_epoch = state["step"]  # the optimizer's groups carry their lr
             step, history, spent = state["step"], state["history"], state.get("seconds", 0.0)
             self.log(f"resumed from {last.name} (step {step})")
         bar = _progress(total, step)
