@@ -152,3 +152,62 @@ def _model(
         enc_lm, dec_lm, enc_tok, dec_tok, num_latents=num_latents,
         template=templates[template], chunk_tokens=max(cfg.chunk_lengths),
     )  # fmt: skip
+
+
+@c3_app.command()
+def compress(
+    model: Annotated[Path, typer.Argument(help="C3-layout checkpoint directory.")],
+    source: Annotated[str, typer.Argument(help="Text file to compress, or '-' for stdin.")] = "-",
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Where to write the latent prompt (.safetensors).")
+    ] = Path("prompt.c3.safetensors"),
+    ratio: Annotated[float | None, typer.Option(help="Latent rows per context token.")] = None,
+    target_tokens: Annotated[int | None, typer.Option(help="Latent rows in all.")] = None,
+    cache: Annotated[Path | None, typer.Option(help="SQLite segment cache file.")] = None,
+    namespace: Annotated[str, typer.Option(help="Cache namespace (tenant).")] = "default",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps")] = "auto",
+) -> None:
+    """Compress a text into C3 latents for the checkpoint's decoder; prints a JSON summary."""
+    from .cli import read_text
+    from .errors import CtxcompError
+    from .latent.cascade import CascadeCompressor
+
+    try:
+        text = read_text(source)
+        comp = CascadeCompressor(model, cache=cache, namespace=namespace, device=device)
+        lp = comp.compress(text, ratio=ratio, target_tokens=target_tokens)
+        lp.save(out)
+    except CtxcompError as exc:
+        _fail(exc)
+        return
+    summary = {"out": str(out), "original_tokens": lp.original_tokens,
+               "latent_rows": lp.compressed_tokens, "chunks": lp.meta["chunks"],
+               "target": lp.target, "notes": list(lp.notes)}  # fmt: skip
+    sys.stdout.write(json.dumps(summary) + "\n")
+
+
+@c3_app.command()
+def reconstruct(
+    model: Annotated[Path, typer.Argument(help="C3-layout checkpoint directory.")],
+    prompt: Annotated[
+        Path, typer.Argument(help="A latent prompt written by 'ctxcomp c3 compress'.")
+    ],
+    question: Annotated[
+        str | None, typer.Option(help="Answer this question instead of writing the text back.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps")] = "auto",
+) -> None:
+    """Decode a latent prompt: the text back, or the answer to --question."""
+    from .errors import CtxcompError
+    from .latent import LatentPrompt
+    from .latent.cascade import answer, load_c3
+    from .latent.cascade import reconstruct as run_reconstruct
+
+    try:
+        m = load_c3(model, device=device)
+        lp = LatentPrompt.load(prompt)
+        text = answer(m, question, lp) if question else run_reconstruct(m, lp)
+    except CtxcompError as exc:
+        _fail(exc)
+        return
+    sys.stdout.write(text + "\n")

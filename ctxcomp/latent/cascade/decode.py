@@ -10,6 +10,7 @@ own — the task C3 is trained on — in one batched ``generate`` call, and join
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from ...errors import InputError
@@ -45,7 +46,9 @@ def _decode(
     kw: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False}
     kw.update(stop_kwargs(model))
     kw.update(generate_kwargs)
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        # n-gram blocking sees only new tokens here (the prompt is mostly latent rows): meant
+        warnings.filterwarnings("ignore", message=".*no_repeat_ngram_size.*inputs_embeds")
         out = dec.generate(
             inputs_embeds=batch.inputs_embeds, attention_mask=batch.attention_mask, **kw
         )

@@ -106,7 +106,7 @@ def trainable_modules(model: CascadeModel, cfg: CascadeTrainConfig) -> dict[str,
 
 
 def _lora(lm: Any, rank: int) -> Any:
-    peft = require("peft", "train")
+    peft = require("peft", "latent")
     targets = [
         n
         for n in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
