@@ -22,7 +22,9 @@ TEXT = "the theme and the thing then ended on the other hand, and then the end c
 def records(tmp_path: Path, n: int = 6) -> list[Any]:
     p = tmp_path / "data.jsonl"
     lines = [json.dumps({"text": TEXT * (1 + i % 2)}) for i in range(n)]
-    lines.append(json.dumps({"context": TEXT[:40], "question": "What ended?", "answer": "the thing"}))
+    lines.append(
+        json.dumps({"context": TEXT[:40], "question": "What ended?", "answer": "the thing"})
+    )
     p.write_text("\n".join(lines) + "\n")
     recs, rep = read_records([p])
     assert rep.kept == n + 1
@@ -35,9 +37,17 @@ def model(tok: Any) -> Any:
 
 
 def cfg(out: Path, **kw: Any) -> CascadeTrainConfig:
-    base: dict[str, Any] = dict(out=str(out), chunk_lengths=(16, 24), batch_size=2, max_steps=2,
-                                eval_every=1, checkpoint_every=1, lr=1e-3, latent_lr=1e-2,
-                                val_fraction=0.3)
+    base: dict[str, Any] = dict(
+        out=str(out),
+        chunk_lengths=(16, 24),
+        batch_size=2,
+        max_steps=2,
+        eval_every=1,
+        checkpoint_every=1,
+        lr=1e-3,
+        latent_lr=1e-2,
+        val_fraction=0.3,
+    )
     base.update(kw)
     return CascadeTrainConfig(**base)
 
@@ -50,7 +60,9 @@ def weights(m: Any) -> dict[str, torch.Tensor]:
 def test_variants_train_what_they_say(tmp_path: Path, tiny_tok: Any, variant: str) -> None:
     m = model(tiny_tok)
     dec0, enc0 = weights(m.decoder), weights(m.encoder)
-    res = train(m, records(tmp_path), cfg=cfg(tmp_path / "run", variant=variant), log=lambda s: None)
+    res = train(
+        m, records(tmp_path), cfg=cfg(tmp_path / "run", variant=variant), log=lambda s: None
+    )
     assert res.steps == 2 and res.samples_seen == 4 and len(res.history) == 2
     assert res.val_loss is not None and 0.0 <= (res.val_accuracy or 0.0) <= 1.0
     dec_changed = any(not torch.equal(dec0[k], v) for k, v in m.decoder.state_dict().items())
@@ -65,7 +77,9 @@ def test_variants_train_what_they_say(tmp_path: Path, tiny_tok: Any, variant: st
     ck = sorted((tmp_path / "run" / "checkpoints").iterdir())
     assert [p.name for p in ck] == ["step-0000001", "step-0000002"]
     assert {f.name for f in ck[-1].iterdir()} == {
-        "state.json", "trainable.safetensors", "optimizer.safetensors",
+        "state.json",
+        "trainable.safetensors",
+        "optimizer.safetensors",
     }  # no pickle anywhere
 
 
@@ -78,7 +92,9 @@ def test_resume_continues_exactly(tmp_path: Path, tiny_tok: Any) -> None:
     resumed = model(tiny_tok)  # a fresh process: same seeds, then the checkpoint
     r = train(resumed, recs, cfg=cfg(tmp_path / "b", max_steps=3, resume=True), log=lambda s: None)
     assert r.steps == 3
-    for (k, a), b in zip(straight.encoder.state_dict().items(), resumed.encoder.state_dict().values()):
+    for (k, a), b in zip(
+        straight.encoder.state_dict().items(), resumed.encoder.state_dict().values()
+    ):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=k)
 
 
