@@ -39,6 +39,8 @@ def test_compress_shapes_slots_and_budget(tiny_c3: CascadeModel) -> None:
         assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
     assert seen[-1][0] == seen[-1][1] == comp.forwards < len(slots)  # equal chunks once
     assert lp.meta["chunk_tokens"] <= tiny_c3.chunk_tokens
+    q = comp.compress(DOCS, ratio=0.5, question="Who?")
+    assert any("without the question" in n for n in q.notes) and not lp.notes
 
 
 def test_plan_picks_the_shortest_chunks_the_budget_allows() -> None:

@@ -120,6 +120,8 @@ class CascadeCompressor(Compressor[LatentPrompt]):
             docs.append((list(enc["input_ids"]), list(enc["offset_mapping"])))
             if not enc["input_ids"]:
                 notes.append(f"document {i} is empty: it has no latent rows")
+        if r.question is not None:
+            notes.append("C3 encodes the context without the question: ask it with answer()")
         lengths = [len(ids) for ids, _ in docs]
         total = sum(lengths)
         n = self.model.num_latents
