@@ -208,6 +208,7 @@ def _run(comp, text, budget, question, err):  # type: ignore[no-untyped-def]
 def _mount_subcommands() -> None:
     from .cli_batch import batch
     from .cli_cache import cache_app
+    from .cli_cascade import c3_app
     from .cli_latent import compress_latent, train_latent
     from .cli_serve import serve_command
     from .cli_train import train_app
@@ -221,6 +222,7 @@ def _mount_subcommands() -> None:
     app.command("compress-latent", help="Compress into CompLLM concept embeddings.")(
         compress_latent
     )
+    app.add_typer(c3_app, name="c3", help="C3 latent compression: train, compress, reconstruct.")
     app.command("serve")(serve_command)
 
 
