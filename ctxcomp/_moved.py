@@ -23,6 +23,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "ctxcomp.cli_vision": ("ctxcomp.cli.vision",),
     "ctxcomp.cli_latent": ("ctxcomp.cli.latent",),
     "ctxcomp.cli_serve": ("ctxcomp.cli.serve",),
+    "ctxcomp.cli_cascade": ("ctxcomp.cli.cascade",),
 }
 
 

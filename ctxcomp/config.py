@@ -17,13 +17,16 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import InitVar, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .core.compressor import Compressor
 from .core.registry import compressors, rankers
 from .core.stage import FineStage
 from .errors import InputError
 from .tokens import DEFAULT_READER
+
+if TYPE_CHECKING:
+    from .cache import SegmentCache, Store
 
 # settings every method may take: passed when its factory has the parameter, an error
 # when it has not and the config sets them to something else than the default
@@ -52,9 +55,9 @@ class PipelineConfig:
     ranker_model: str | None = None
     order: str = "original"
     coarse_factor: float = 2.0
-    # SQLite file path, or a redis://, rediss:// or unix:// URL (in code also a SegmentCache
-    # or a cache Store object)
-    cache: str | None = None
+    # SQLite file path, or a redis://, rediss:// or unix:// URL; in code also a SegmentCache
+    # or a Store (e.g. one shared by several pipelines, as the proxy's per-tenant stores)
+    cache: str | SegmentCache | Store | None = None
     namespace: str = "default"
     # HMAC key for cache entries (shared caches); default: $CTXCOMP_CACHE_KEY. docs/cache.md
     cache_key: str | None = field(default=None, repr=False)
@@ -71,11 +74,9 @@ class PipelineConfig:
         keep_digits: bool | None,
         extra: Mapping[str, Any] | None,
     ) -> None:
-        hints = typing.get_type_hints(PipelineConfig)
+        hints = _hints()
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name == "cache" and _is_cache_object(v):
-                continue
             if not _fits(v, hints[f.name]):
                 raise InputError(
                     f"pipeline config {f.name!r} must be {_describe(hints[f.name])}, got {v!r}"
@@ -184,12 +185,12 @@ class PipelineConfig:
 _DEPRECATED = ("mode", "force_tokens", "keep_digits", "extra")
 
 
-def _is_cache_object(v: Any) -> bool:
-    if v is None or isinstance(v, (str, bool, int, float)):
-        return False
-    from .cache import SegmentCache, Store
+def _hints() -> dict[str, Any]:
+    from .cache import SegmentCache, Store  # light; imported when a config is made
 
-    return isinstance(v, (SegmentCache, Store))
+    return typing.get_type_hints(
+        PipelineConfig, localns={"SegmentCache": SegmentCache, "Store": Store}
+    )
 
 
 def _fits(v: Any, hint: Any) -> bool:
@@ -213,7 +214,16 @@ def _fits(v: Any, hint: Any) -> bool:
 
 
 def _describe(hint: Any) -> str:
-    names = {str: "a string", bool: "true or false", float: "a number", type(None): "null"}
+    from .cache import SegmentCache, Store
+
+    names = {
+        str: "a string",
+        bool: "true or false",
+        float: "a number",
+        type(None): "null",
+        SegmentCache: "a SegmentCache",
+        Store: "a cache Store",
+    }
     union = typing.get_origin(hint) in (typing.Union, types.UnionType)
     args = typing.get_args(hint) if union else (hint,)
     out = []

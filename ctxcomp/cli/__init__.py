@@ -45,6 +45,7 @@ mount("vision", "ctxcomp.cli.vision:vision_app", "Prune or merge visual tokens o
 mount(
     "train-latent", "ctxcomp.cli.latent:train_latent", "Train a CompLLM concept-embedding encoder."
 )
+mount("c3", "ctxcomp.cli.cascade:c3_app", "C3 latent compression: train, compress, reconstruct.")
 mount(
     "compress-latent",
     "ctxcomp.cli.latent:compress_latent",

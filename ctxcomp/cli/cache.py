@@ -58,7 +58,9 @@ def _store(path: str | None, redis_url: str | None, config: Path | None) -> Any:
     if config is not None:
         from ..config import PipelineConfig
 
-        where = PipelineConfig.from_file(config).cache
+        named = PipelineConfig.from_file(config).cache
+        assert named is None or isinstance(named, str)  # a file names its cache by path or URL
+        where = named
     if where is not None and url_scheme(where) is not None:
         return open_store(where, connect_timeout=2.0, socket_timeout=5.0)
     p = Path(where).expanduser() if where else default_cache_path()

@@ -118,3 +118,8 @@ compressors.register(
     "ctxcomp.latent.complm:SegmentCompressor",
     summary="CompLLM: concept embeddings per segment for a causal LM (latent), cached",
 )
+compressors.register(
+    "c3",
+    "ctxcomp.latent.cascade.compressor:CascadeCompressor",
+    summary="C3: an encoder LM's latents per chunk for a decoder LM (latent), cached",
+)

@@ -18,7 +18,7 @@ their embeddings inside that module (Gemma 3) see rows and tokens in the same sp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 PLACEHOLDER = "<ctxcomp-latent-{}>"
 Context = LatentPrompt | Sequence[Part] | str | None
+# A prompt layout of a method's own (C3's, say): (tokenizer, parts, question, system) ->
+# the prompt as text pieces and latent parts, in order; used where template= takes one.
+Template = Callable[[Any, tuple[Part, ...], str, str | None], Sequence[str | LatentPart]]
 
 
 class TargetMismatchError(InputError):
@@ -112,9 +115,15 @@ def render_template(
 
 
 def _pieces(
-    tokenizer: Any, parts: tuple[Part, ...], question: str, system: str | None, template: str
+    tokenizer: Any,
+    parts: tuple[Part, ...],
+    question: str,
+    system: str | None,
+    template: str | Template,
 ) -> list[str | LatentPart]:
     """Template text split around the latent parts (text pieces stay strings)."""
+    if callable(template):
+        return list(template(tokenizer, parts, question, system))
     body: list[str] = []
     latent: list[LatentPart] = []
     for p in parts:
@@ -170,7 +179,7 @@ def build_inputs(
     *,
     answers: str | Sequence[str] | None = None,
     system: str | None = None,
-    template: str = "auto",
+    template: str | Template = "auto",
     check: bool = True,
 ) -> Spliced:
     """Spliced input embeddings for one prompt, or a batch (``questions`` and ``contexts``
@@ -179,7 +188,9 @@ def build_inputs(
     A context is a :class:`LatentPrompt`, a sequence of parts, plain text or ``None`` (no
     context). With ``answers``, each answer's tokens follow the generation prompt and
     ``labels`` mark them (for log-likelihoods and distillation). Latent prompts are checked
-    against ``model`` (:func:`check_target`) unless ``check=False``.
+    against ``model`` (:func:`check_target`) unless ``check=False``. ``template`` is
+    ``"auto"``/``"chat"``/``"plain"`` (:func:`render_template`) or a method's own layout, a
+    :data:`Template` callable returning the prompt's text pieces and latent parts in order.
     """
     import torch
 
@@ -349,7 +360,7 @@ def generate(
     latent_prompt: Context,
     *,
     system: str | None = None,
-    template: str = "auto",
+    template: str | Template = "auto",
     **generate_kwargs: Any,
 ) -> str:
     """Answer ``question`` from a latent prompt (or parts, text, ``None``) with

@@ -192,7 +192,7 @@ def test_line_ending_of_mixed_input_is_the_most_used_one() -> None:
         ("p.json", '{"coarse_factor": "big"}', "'coarse_factor' must be a number, got 'big'"),
         ("p.toml", "coarse = 1", "'coarse' must be true or false"),
         ("p.json", '{"force_tokens": "."}', "force_tokens must be a list of strings"),
-        ("p.json", '{"cache": 5}', "'cache' must be a string or null"),
+        ("p.json", '{"cache": 5}', "'cache' must be a string or a SegmentCache"),
         ("p.json", '{"modle": "x"}', r"unknown pipeline config key\(s\) \['modle'\]"),
     ],
 )

@@ -62,7 +62,10 @@ def test_bad_keys_named() -> None:
         PipelineConfig(options=["mode"])  # type: ignore[arg-type]
     with pytest.raises(ctxcomp.InputError, match="force_tokens must be a list of strings"):
         PipelineConfig(options={"force_tokens": "."})
-    with pytest.raises(ctxcomp.InputError, match="'cache' must be a string or null, got 5"):
+    with pytest.raises(
+        ctxcomp.InputError,
+        match="'cache' must be a string or a SegmentCache or a cache Store or null, got 5",
+    ):
         PipelineConfig(cache=5)  # type: ignore[arg-type]
 
 

@@ -266,9 +266,10 @@ def test_long_compression_does_not_stall_other_streams(proxy: str, essays: dict[
     busy = float(r.headers["x-ctxcomp-compression-ms"]) / 1000
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
     # the compression took long (had it run on the event loop, one gap would be as long),
-    # and the stream kept flowing meanwhile
-    assert busy > 0.5 and max(gaps) < min(0.5, busy / 2)
-    assert max(quick) < 0.5
+    # and the stream kept flowing meanwhile; relative to the compression's own time, so a
+    # loaded machine slows both sides alike
+    assert busy > 0.5 and max(gaps) < 0.9 * busy
+    assert max(quick) < 0.9 * busy
 
 
 # -- retries: never re-send a POST whose bytes may have left --------------------------------
