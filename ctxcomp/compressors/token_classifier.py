@@ -27,17 +27,21 @@ import numpy as np
 from ..budget import Budget
 from ..errors import InputError
 from ..result import CompressionResult, Document, DocumentResult, UnitScores
-from ..selection import Plan, Rendered, select_global, select_per_chunk
+from ..budget_search import OVERFLOW_POLICIES, select_global
+from ..selection import Plan, Rendered, select_per_chunk
 from ..structure import (
     Protection,
     codepoints,
     digit_mask,
     find_protected,
     gap_classes,
+    grapheme_starts,
     katakana_mask,
     newline_mask,
     no_space_mask,
     overlap_mask,
+    snap_to_graphemes,
+    span_index,
     whitespace_mask,
 )
 from ..tokens import DEFAULT_READER, ReaderTokenizer, count_many, get_tokenizer
@@ -90,8 +94,16 @@ class TokenClassifierOptions:
     # and they are cheap next to the examples. 0 = off.
     label_cover: float = 0.0
     label_scope: str = "best"  # or "all"
+    # When force tokens and protected spans alone exceed the budget: "degrade" keeps or drops
+    # each protected span whole and, if still needed, keeps force tokens only after kept
+    # words (every decision in the result's notes); "error" raises BudgetError.
+    on_overflow: str = "degrade"
 
     def __post_init__(self) -> None:
+        if self.on_overflow not in OVERFLOW_POLICIES:
+            raise InputError(
+                f"on_overflow must be one of {OVERFLOW_POLICIES}, got {self.on_overflow!r}"
+            )
         if not 0.0 <= float(self.neighbor_weight) < 1.0:
             raise InputError(f"neighbor_weight must be in [0, 1), got {self.neighbor_weight!r}")
         if not 0.0 <= float(self.repeat_cover) <= 1.0:
@@ -125,6 +137,7 @@ class _DocTokens:
     unit_ntok: np.ndarray
     forced: np.ndarray
     protected: np.ndarray  # inside a protected span (verbatim, never excluded)
+    span: np.ndarray  # index of that protected span (-1: none)
     excluded: np.ndarray
     force_code: np.ndarray
     gap: np.ndarray
@@ -231,6 +244,7 @@ class TokenClassifierCompressor(Compressor):
                 if o.label_cover
                 else {}
             ),
+            **({"on_overflow": o.on_overflow} if o.on_overflow != "degrade" else {}),
         }
 
     def compress_batch(
@@ -347,6 +361,13 @@ class TokenClassifierCompressor(Compressor):
             prv = np.where(jb >= 0, nonws[np.maximum(jb, 0)] + 1, 0)
             e = np.maximum(np.minimum(e, prv), s)
         has_text = e > s
+        g_starts = grapheme_starts(text, cps)
+        if g_starts is not None and has_text.any():
+            # whole grapheme clusters: a letter keeps its combining marks, an Indic syllable
+            # its vowel signs, even where the tokenizer's normalizer dropped them
+            s[has_text], e[has_text] = snap_to_graphemes(
+                s[has_text], e[has_text], g_starts, len(text)
+            )
         v = np.flatnonzero(has_text)
         T = ids.size
         nospace = no_space_mask(cps)
@@ -364,8 +385,10 @@ class TokenClassifierCompressor(Compressor):
         if v.size > 1:
             # a boundary touching a no-space script splits units, except inside a katakana run
             kata_run = kata[sv[1:]] & kata[ev[:-1] - 1] & (sv[1:] == ev[:-1])
-            new[1:] = (
-                (sv[1:] >= ev[:-1]) & ((sv[1:] > ev[:-1]) | (wv[1:] != wv[:-1]))
+            # tokens sharing a grapheme cluster (or a character) are never cut apart
+            new[1:] = (sv[1:] >= ev[:-1]) & (
+                (sv[1:] > ev[:-1])
+                | (wv[1:] != wv[:-1])
                 | fv[1:]
                 | fv[:-1]
                 | ((nospace[sv[1:]] | nospace[ev[:-1] - 1]) & ~kata_run)
@@ -389,7 +412,8 @@ class TokenClassifierCompressor(Compressor):
         if o.keep_digits and n_units:
             forced |= (dig_cum[u_ends] - dig_cum[u_starts]) > 0
         keep_spans, marker_spans = find_protected(text, o.protection)
-        protected = overlap_mask(u_starts, u_ends, keep_spans)
+        span = span_index(u_starts, u_ends, keep_spans)
+        protected = span >= 0
         forced |= protected
         # protected text is verbatim: its punctuation is not a force token that
         # drop_consecutive or a coarse exclusion may remove
@@ -432,6 +456,7 @@ class TokenClassifierCompressor(Compressor):
             unit_ntok=u_ntok,
             forced=forced,
             protected=protected,
+            span=span,
             excluded=excluded,
             force_code=u_force_code,
             gap=gap,
@@ -508,6 +533,8 @@ class TokenClassifierCompressor(Compressor):
     def _plan(self, dts: list[_DocTokens]) -> Plan:
         o = self.options
         cat = np.concatenate
+        n_spans = np.array([int(d.span.max()) + 1 if d.span.size else 0 for d in dts])
+        span_off = np.concatenate(([0], np.cumsum(n_spans)[:-1]))
         return Plan(
             texts=[d.text for d in dts],
             separator=o.separator,
@@ -524,6 +551,7 @@ class TokenClassifierCompressor(Compressor):
             nospace_last=cat([d.nospace_last for d in dts]),
             keep_newlines="\n" in o.force_tokens,
             drop_consecutive=o.drop_consecutive,
+            span=cat([np.where(d.span >= 0, d.span + off, -1) for d, off in zip(dts, span_off)]),
         )
 
     def _select(
@@ -572,7 +600,17 @@ class TokenClassifierCompressor(Compressor):
                         overlap_mask(plan.starts[sel], plan.ends[sel], spans) & ~plan.protected[sel]
                     )
         if self.options.mode == "global":
-            rendered, n_out = select_global(plan, target, self._reader, joined, token_starts)
+            sel = select_global(
+                plan,
+                target,
+                self._reader,
+                joined,
+                token_starts,
+                on_overflow=self.options.on_overflow,
+            )
+            rendered, n_out = sel.rendered, sel.count
+            if sel.notes:
+                g = dataclasses.replace(g, notes=(*g.notes, *sel.notes))
         else:
             # the reference turns a ratio straight into its rate; a token target into target/n
             rate = b.ratio if b.ratio is not None else target / n_orig
@@ -950,6 +988,7 @@ def _empty_doc(text: str) -> _DocTokens:
         unit_ntok=z,
         forced=zb,
         protected=zb,
+        span=z,
         excluded=zb,
         force_code=z,
         gap=np.zeros(0, np.int8),
