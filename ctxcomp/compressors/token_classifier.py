@@ -349,10 +349,17 @@ class TokenClassifierCompressor(Compressor):
     def _analyse(self, text: str) -> _DocTokens:
         o = self.options
         cps = codepoints(text)
-        ids, offs, wids, trimmed = self._tokenize(text, cps)
+        keep_spans, marker_spans = find_protected(text, o.protection)
+        # the encoder reads keep markers as separate words of their own (same length, so
+        # offsets hold): a sentencepiece word never straddles a marker and the text it keeps
+        tok_text, tok_cps = text, cps
+        if marker_spans:
+            tok_text = _blank_markers(text, marker_spans)
+            tok_cps = codepoints(tok_text)
+        ids, offs, wids, trimmed = self._tokenize(tok_text, tok_cps)
         s, e = offs[:, 0].copy(), offs[:, 1].copy()
         # trim whitespace some tokenizers include in offsets (sentencepiece "▁")
-        nonws = np.zeros(0, np.int64) if trimmed else np.flatnonzero(~whitespace_mask(cps))
+        nonws = np.zeros(0, np.int64) if trimmed else np.flatnonzero(~whitespace_mask(tok_cps))
         if nonws.size and s.size:
             j = np.searchsorted(nonws, s)
             nxt = np.where(j < nonws.size, nonws[np.minimum(j, nonws.size - 1)], len(text))
@@ -411,7 +418,6 @@ class TokenClassifierCompressor(Compressor):
         dig_cum = np.concatenate(([0], np.cumsum(dig)))
         if o.keep_digits and n_units:
             forced |= (dig_cum[u_ends] - dig_cum[u_starts]) > 0
-        keep_spans, marker_spans = find_protected(text, o.protection)
         span = span_index(u_starts, u_ends, keep_spans)
         protected = span >= 0
         forced |= protected
@@ -969,6 +975,17 @@ def _label_lines(plan: Plan, scope: str) -> np.ndarray:
     if scope == "all":  # the other occurrences next: each label once before any twice
         out[covered(i0, i1) & (out == 0.0)] = 1.0
     return out
+
+
+def _blank_markers(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each marker span replaced by a same-length run of "#" set off by spaces."""
+    parts, pos = [], 0
+    for a, b in spans:
+        n = b - a
+        parts += [text[pos:a], " " + "#" * (n - 2) + " " if n >= 3 else "#" * n]
+        pos = b
+    parts.append(text[pos:])
+    return "".join(parts)
 
 
 def _empty_doc(text: str) -> _DocTokens:
