@@ -23,6 +23,8 @@ BACKENDS = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8", "auto")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "longformer")
 DEFAULT_WINDOW = 512
+# windows run padded to a multiple of this many tokens, of their own length (see predict)
+LEN_STEP = 32
 
 
 def pick_device(device: str) -> str:
@@ -131,6 +133,10 @@ class HFTokenClassifier:
         if window > limit:
             raise InputError(f"max_chunk_tokens too large for the model's {limit} positions")
         self.max_chunk_tokens = window - len(self.prefix) - len(self.suffix)
+        self._limit = limit
+        # dynamic int8 quantises activations with one scale per call: a window's numbers
+        # depend on every other row and padding position in its batch, so it runs alone
+        self._exact_shapes = backend in ("torch-int8", "onnx-int8")
         if batch_tokens is None:
             # CPU torch runs ~10% faster per window in batches of 32 x 512 than of 8 x 512
             # (MiniLM, 2 threads; docs/performance.md); ONNX Runtime is fine with 8.
@@ -150,25 +156,43 @@ class HFTokenClassifier:
             "architecture": type(self.model).__name__,
         }
 
+    def width(self, n: int) -> int:
+        """The padded length a window of ``n`` tokens (special tokens included) runs at."""
+        if self._exact_shapes:
+            return n
+        return min(-(-n // LEN_STEP) * LEN_STEP, max(self._limit, n))
+
     def predict(
         self, windows: list[np.ndarray], progress: Callable[[int, int], None] | None = None
     ) -> list[np.ndarray]:
-        """Keep probability of every token of every window (special tokens stripped)."""
+        """Keep probability of every token of every window (special tokens stripped).
+
+        A window's probabilities depend on the window alone, never on the windows that share
+        its batch (so cached and freshly scored windows agree exactly): each runs padded to
+        a length set by its own size (``width``), in batches of windows of that length only;
+        int8 backends run each window alone, unpadded; the oneDNN bf16 runner never runs a
+        one-row block (its kernels round differently there). Batch sizes vary, and per-row
+        results do not depend on them for these kernels (tests/test_batch_independence.py).
+        """
         torch = require("torch")
-        order = sorted(range(len(windows)), key=lambda i: -windows[i].size)
+        pre, suf = np.asarray(self.prefix, np.int64), np.asarray(self.suffix, np.int64)
+        widths = [self.width(w.size + pre.size + suf.size) for w in windows]
+        order = sorted(range(len(windows)), key=lambda i: (-widths[i], i))
         out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(windows)
         total = int(sum(w.size for w in windows))
         done = 0
-        pre, suf = np.asarray(self.prefix, np.int64), np.asarray(self.suffix, np.int64)
         i = 0
         with torch.inference_mode():
             while i < len(order):
-                longest = windows[order[i]].size + pre.size + suf.size
-                bs = max(1, self.batch_tokens // max(longest, 1))
-                batch = order[i : i + bs]
-                i += len(batch)
-                ids = np.full((len(batch), longest), self.pad_id, dtype=np.int64)
-                mask = np.zeros((len(batch), longest), dtype=np.int64)
+                width = widths[order[i]]
+                rows = 1 if self._exact_shapes else max(1, self.batch_tokens // max(width, 1))
+                j = i
+                while j < len(order) and j - i < rows and widths[order[j]] == width:
+                    j += 1
+                batch = order[i:j]
+                i = j
+                ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
+                mask = np.zeros((len(batch), width), dtype=np.int64)
                 for r, wi in enumerate(batch):
                     row = np.concatenate((pre, windows[wi], suf))
                     ids[r, : row.size] = row
@@ -204,12 +228,11 @@ class _OneDNNGraph:
     specialisation limit (12 by default) — a few hundredths of a logit apart from the fused
     kernels, enough to flip a kept word, so the result would depend on what the process had
     compressed before. Inputs run in a bounded set of shapes (length padded to a multiple of
-    ``LEN_STEP``, rows in power-of-two blocks: at most 16 x 10 shapes for 512-token windows), the
-    specialisation limit is raised to cover them around this model's calls, and a shape's
-    first call is run twice, the profiling run's output discarded.
+    ``LEN_STEP``, rows in power-of-two blocks of 2 or more: at most 16 x 9 shapes for
+    512-token windows), the specialisation limit is raised to cover them around this model's
+    calls, and a shape's first call is run twice, the profiling run's output discarded.
     """
 
-    LEN_STEP = 32
     MAX_SHAPES = 256
 
     def __init__(self, torch: Any, traced: Any, pad_id: int, max_len: int) -> None:
@@ -248,7 +271,7 @@ class _OneDNNGraph:
         """Logits (float32) of int64 ``ids`` / ``mask`` arrays, as ``OnnxRunner`` gives."""
         torch = self._torch
         b, n = ids.shape
-        width = min(-(-n // self.LEN_STEP) * self.LEN_STEP, self._max_len)
+        width = min(-(-n // LEN_STEP) * LEN_STEP, self._max_len)
         if width != n:
             pid = np.full((b, width), self._pad_id, dtype=np.int64)
             pmask = np.zeros((b, width), dtype=np.int64)
@@ -273,12 +296,14 @@ class _OneDNNGraph:
 
 
 def _row_blocks(b: int) -> list[tuple[int, int]]:
-    """(rows, padded rows) blocks covering ``b`` rows, every padded size a power of two: the
-    rest is padded up when that adds at most a quarter (31 -> 32), else split (13 -> 8+4+1)."""
+    """(rows, padded rows) blocks covering ``b`` rows, every padded size a power of two of at
+    least 2: the rest is padded up when that adds at most a quarter (31 -> 32) or it is under
+    4 rows (1 -> 2, 3 -> 4), else split (11 -> 8+4). oneDNN computes a one-row block with
+    other rounding than a block of two or more, which agree with each other."""
     out = []
     while b:
-        up = 1 << (b - 1).bit_length()
-        if up - b <= b // 4:
+        up = max(2, 1 << (b - 1).bit_length())
+        if up - b <= b // 4 or b < 4:
             out.append((b, up))
             break
         k = 1 << (b.bit_length() - 1)
