@@ -201,7 +201,7 @@ _FENCE_LINE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[ \t]*([^\n]*?)[ \t]*$", re.M
 # hold backticks is never protected wholesale.
 INLINE_CODE_MAX_CHARS = 100
 _INLINE_CODE = re.compile(
-    r"(?<![`\w])(`{1,2})(?!`)([^`\n]{1,%d}?)(?<!`)\1(?![`\w])" % INLINE_CODE_MAX_CHARS
+    rf"(?<![`\w])(`{{1,2}})(?!`)([^`\n]{{1,{INLINE_CODE_MAX_CHARS}}}?)(?<!`)\1(?![`\w])"
 )
 _NOT_CODE = re.compile(r"[.!?][\"')\]]*\s|''")
 _URL = re.compile(

@@ -206,7 +206,7 @@ def dna_text(essays):
     rng = np.random.default_rng(0)
     dna = ["".join(rng.choice(list("ACGT"), 3000)) for _ in range(3)]
     parts = "\n\n".join(list(essays.values())[:3]).split("\n\n")
-    text = "\n\n".join(parts[:5] + [dna[0]] + parts[5:10] + [dna[1]] + parts[10:] + [dna[2]])
+    text = "\n\n".join([*parts[:5], dna[0], *parts[5:10], dna[1], *parts[10:], dna[2]])
     return text, dna
 
 

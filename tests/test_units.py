@@ -11,7 +11,16 @@ import ctxcomp
 from ctxcomp.structure import grapheme_starts, snap_to_graphemes
 from tests.invariants import check_result
 
-WORDS = ["cafe\u0301", "नमस्ते", "क्षत्रिय", "e\u0301te\u0301", "naïve", "👍🏽", "👨\u200d👩\u200d👧", "🇫🇷"]
+WORDS = [
+    "cafe\u0301",
+    "नमस्ते",
+    "क्षत्रिय",
+    "e\u0301te\u0301",
+    "naïve",
+    "👍🏽",
+    "👨\u200d👩\u200d👧",
+    "🇫🇷",
+]
 TEXT = " ".join(
     f"The {WORDS[i % len(WORDS)]} word number {i} appears here{'.' if i % 3 else ','}"
     for i in range(90)

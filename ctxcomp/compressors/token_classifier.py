@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from ..budget import Budget
+from ..budget_search import OVERFLOW_POLICIES, select_global
 from ..errors import InputError
 from ..result import CompressionResult, Document, DocumentResult, UnitScores
-from ..budget_search import OVERFLOW_POLICIES, select_global
+from ..reuse import ArrayLRU
 from ..selection import Plan, Rendered, select_per_chunk
 from ..structure import (
     Protection,
@@ -55,6 +56,7 @@ from ._plain import (
 from .base import Compressor, Guidance, ProgressCallback
 
 DEFAULT_FORCE_TOKENS: tuple[str, ...] = ("\n", "?", "!", ".")
+DEFAULT_SCORE_MEMO_BYTES = 32 << 20  # ~4M tokens of window probabilities (4 B + 4 B key each)
 DEFAULT_CHUNK_END_TOKENS: tuple[str, ...] = (".", "\n")
 MODES = ("global", "per_chunk")
 # tokenise in blocks: bounded Python-object memory, and blocks run in parallel
@@ -178,6 +180,7 @@ class TokenClassifierCompressor(Compressor):
         local_files_only: bool | None = None,
         cache: Any = None,
         namespace: str = "default",
+        score_memo_bytes: int = DEFAULT_SCORE_MEMO_BYTES,
         **option_overrides: Any,
     ) -> None:
         super().__init__(reader=reader)
@@ -214,6 +217,9 @@ class TokenClassifierCompressor(Compressor):
         # with a cache, recurring documents also skip tokenisation: an in-process LRU of
         # their analyses (exact text key; bounded by encoder tokens held)
         self._memo = _AnalysisMemo() if self.cache is not None else None
+        # without a cache, windows' keep probabilities are reused in-process (exact token ids
+        # as the key): a second question over a document does not run the model again
+        self._scores = ArrayLRU(score_memo_bytes) if self.cache is None else None
 
     # -- public -----------------------------------------------------------------------
 
@@ -516,9 +522,28 @@ class TokenClassifierCompressor(Compressor):
         if self.cache is not None:
             probs = self._cache_predict(docs, owner, windows, progress)
         else:
-            probs = self._model.predict(windows, progress=progress)
+            probs = self._predict_reusing(windows, progress)
         for (di, a, b), p in zip(owner, probs):
             docs[di].probs[a:b] = p  # type: ignore[index]
+
+    def _predict_reusing(
+        self, windows: list[np.ndarray], progress: ProgressCallback | None
+    ) -> list[np.ndarray]:
+        """The model's probabilities of ``windows``, each distinct window scored once and
+        kept in the in-process memo for later requests."""
+        memo = self._scores
+        if memo is None or memo.max_bytes <= 0:
+            return self._model.predict(windows, progress=progress)
+        keys = [w.astype("<i4").tobytes() for w in windows]
+        got = memo.get_many(keys)
+        todo = list({k: i for i, k in reversed(list(enumerate(keys))) if k not in got}.values())
+        if todo:
+            todo.sort()
+            fresh = self._model.predict([windows[i] for i in todo], progress=progress)
+            for i, p in zip(todo, fresh):
+                got[keys[i]] = p
+                memo.put(keys[i], p)
+        return [got[k] for k in keys]
 
     # -- selection --------------------------------------------------------------------
 
