@@ -310,22 +310,28 @@ def _degrade(plan: Plan, search: _Search, must: int) -> Selection:
 
 
 def _span_note(plan: Plan, group: np.ndarray, ids: np.ndarray, kept: np.ndarray) -> str:
-    dropped = []
-    for gid in ids.tolist():
-        units = np.flatnonzero(group == gid)
-        if not kept[units].any():
-            d = int(plan.doc[units[0]])
-            a, b = int(plan.starts[units[0]]), int(plan.ends[units[-1]])
-            dropped.append((d, a, b))
+    units = np.flatnonzero(group >= 0)
+    inv = np.searchsorted(ids, group[units])
+    any_kept = np.bincount(inv, weights=kept[units], minlength=ids.size) > 0
+    first = np.full(ids.size, plan.n)
+    np.minimum.at(first, inv, units)
+    last = np.zeros(ids.size, dtype=np.int64)
+    np.maximum.at(last, inv, units)
+    dropped = np.flatnonzero(~any_kept)
     listed = ", ".join(
-        f"document {d} [{a}:{b}] {_preview(plan.texts[d][a:b])}" for d, a, b in dropped[:_LISTED]
+        f"document {d} [{a}:{b}] {_preview(plan.texts[d][a:b])}"
+        for d, a, b in zip(
+            plan.doc[first[dropped[:_LISTED]]].tolist(),
+            plan.starts[first[dropped[:_LISTED]]].tolist(),
+            plan.ends[last[dropped[:_LISTED]]].tolist(),
+        )
     )
-    more = f" and {len(dropped) - _LISTED} more" if len(dropped) > _LISTED else ""
-    what = f": {listed}{more}" if dropped else ""
+    more = f" and {dropped.size - _LISTED} more" if dropped.size > _LISTED else ""
+    what = f": {listed}{more}" if dropped.size else ""
     return (
         "protected spans became droppable units, each kept or dropped whole by its mean "
         "selection score (keep probability plus any question relevance): "
-        f"kept {ids.size - len(dropped)} of {ids.size}, dropped {len(dropped)}{what}"
+        f"kept {ids.size - dropped.size} of {ids.size}, dropped {dropped.size}{what}"
     )
 
 

@@ -170,14 +170,17 @@ class HFTokenClassifier:
         A window's probabilities depend on the window alone, never on the windows that share
         its batch (so cached and freshly scored windows agree exactly): each runs padded to
         a length set by its own size (``width``), in batches of windows of that length only;
-        int8 backends run each window alone, unpadded; the oneDNN bf16 runner never runs a
-        one-row block (its kernels round differently there). Batch sizes vary, and per-row
-        results do not depend on them for these kernels (tests/test_batch_independence.py).
+        int8 backends run each window alone, unpadded. The oneDNN bf16 runner's results do
+        not depend on the padded length, only on whether a block has one row (its kernels
+        round differently there): it batches windows of any lengths and never runs a one-row
+        block. Batch sizes vary, and per-row results do not depend on them for these
+        kernels (tests/test_batch_independence.py checks each backend).
         """
         torch = require("torch")
         pre, suf = np.asarray(self.prefix, np.int64), np.asarray(self.suffix, np.int64)
         widths = [self.width(w.size + pre.size + suf.size) for w in windows]
-        order = sorted(range(len(windows)), key=lambda i: (-widths[i], i))
+        order = sorted(range(len(windows)), key=lambda i: (-windows[i].size, i))
+        any_width = isinstance(self._runner, _OneDNNGraph)
         out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(windows)
         total = int(sum(w.size for w in windows))
         done = 0
@@ -187,7 +190,7 @@ class HFTokenClassifier:
                 width = widths[order[i]]
                 rows = 1 if self._exact_shapes else max(1, self.batch_tokens // max(width, 1))
                 j = i
-                while j < len(order) and j - i < rows and widths[order[j]] == width:
+                while j < len(order) and j - i < rows and (any_width or widths[order[j]] == width):
                     j += 1
                 batch = order[i:j]
                 i = j
