@@ -5,6 +5,7 @@ Only this module imports torch and transformers, and only when a model is loaded
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import copy
 import hashlib
@@ -23,7 +24,7 @@ BACKENDS = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8", "auto")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "longformer")
 DEFAULT_WINDOW = 512
-# windows run padded to a multiple of this many tokens, of their own length (see predict)
+# the oneDNN runner pads lengths to a multiple of this (a bounded set of traced shapes)
 LEN_STEP = 32
 
 
@@ -133,10 +134,18 @@ class HFTokenClassifier:
         if window > limit:
             raise InputError(f"max_chunk_tokens too large for the model's {limit} positions")
         self.max_chunk_tokens = window - len(self.prefix) - len(self.suffix)
-        self._limit = limit
-        # dynamic int8 quantises activations with one scale per call: a window's numbers
-        # depend on every other row and padding position in its batch, so it runs alone
-        self._exact_shapes = backend in ("torch-int8", "onnx-int8")
+        # How windows are batched so that none's probabilities depend on the others (see
+        # predict): dynamic int8 quantises activations with one scale per call, so each
+        # window runs alone; eager torch rounds differently at other padded lengths, so each
+        # runs padded to a fixed grid length above its own; ONNX fp32 and the oneDNN runner
+        # give the same numbers at any padded length, so windows of any lengths share.
+        if backend in ("torch-int8", "onnx-int8"):
+            self._shapes = "alone"
+        elif self._runner is not None:
+            self._shapes = "free"
+        else:
+            self._shapes = "grid"
+        self._grid = _width_grid(limit)
         if batch_tokens is None:
             # CPU torch runs ~10% faster per window in batches of 32 x 512 than of 8 x 512
             # (MiniLM, 2 threads; docs/performance.md); ONNX Runtime is fine with 8.
@@ -157,10 +166,11 @@ class HFTokenClassifier:
         }
 
     def width(self, n: int) -> int:
-        """The padded length a window of ``n`` tokens (special tokens included) runs at."""
-        if self._exact_shapes:
+        """The padded length a window of ``n`` tokens (special tokens included) runs at:
+        a grid length for eager torch, else its own (a batch runs at its longest)."""
+        if self._shapes != "grid":
             return n
-        return min(-(-n // LEN_STEP) * LEN_STEP, max(self._limit, n))
+        return self._grid[min(bisect.bisect_left(self._grid, n), len(self._grid) - 1)]
 
     def predict(
         self, windows: list[np.ndarray], progress: Callable[[int, int], None] | None = None
@@ -168,19 +178,20 @@ class HFTokenClassifier:
         """Keep probability of every token of every window (special tokens stripped).
 
         A window's probabilities depend on the window alone, never on the windows that share
-        its batch (so cached and freshly scored windows agree exactly): each runs padded to
-        a length set by its own size (``width``), in batches of windows of that length only;
-        int8 backends run each window alone, unpadded. The oneDNN bf16 runner's results do
-        not depend on the padded length, only on whether a block has one row (its kernels
-        round differently there): it batches windows of any lengths and never runs a one-row
-        block. Batch sizes vary, and per-row results do not depend on them for these
-        kernels (tests/test_batch_independence.py checks each backend).
+        its batch (so cached and freshly scored windows agree exactly). Eager torch: each
+        window runs padded to the grid length above its own (``width``: 32, 48, 64, 96, ...,
+        the position limit), in batches of windows of that length only. ONNX fp32 and the
+        oneDNN bf16 runner: results do not depend on the padded length, so windows of any
+        lengths share a batch (sorted by length); the oneDNN runner never runs a one-row
+        block (its kernels round differently there). int8: each window alone, unpadded.
+        Per-row results do not depend on the number of rows otherwise
+        (tests/test_batch_independence.py checks each backend).
         """
         torch = require("torch")
         pre, suf = np.asarray(self.prefix, np.int64), np.asarray(self.suffix, np.int64)
         widths = [self.width(w.size + pre.size + suf.size) for w in windows]
         order = sorted(range(len(windows)), key=lambda i: (-windows[i].size, i))
-        any_width = isinstance(self._runner, _OneDNNGraph)
+        any_width = self._shapes == "free"
         out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(windows)
         total = int(sum(w.size for w in windows))
         done = 0
@@ -188,7 +199,7 @@ class HFTokenClassifier:
         with torch.inference_mode():
             while i < len(order):
                 width = widths[order[i]]
-                rows = 1 if self._exact_shapes else max(1, self.batch_tokens // max(width, 1))
+                rows = 1 if self._shapes == "alone" else max(1, self.batch_tokens // max(width, 1))
                 j = i
                 while j < len(order) and j - i < rows and (any_width or widths[order[j]] == width):
                     j += 1
@@ -296,6 +307,16 @@ class _OneDNNGraph:
                     self._warm.add((padded, width))
                 parts.append(logits[:rows, :n].float().numpy())
         return np.asarray(np.concatenate(parts) if len(parts) > 1 else parts[0], dtype=np.float32)
+
+
+def _width_grid(limit: int) -> list[int]:
+    """Padded lengths for eager torch: 32, 48, 64, 96, 128, ... (steps of 1.5x and 4/3x,
+    at most half a window's length of padding), capped by the position limit."""
+    out = [32]
+    while out[-1] < limit:
+        w = out[-1]
+        out.append(w * 3 // 2 if w & (w - 1) == 0 else w * 4 // 3)
+    return [w for w in out if w < limit] + [limit]
 
 
 def _row_blocks(b: int) -> list[tuple[int, int]]:
