@@ -63,7 +63,7 @@ def _pipeline(tiny_bert, ranker, **fine_kw):
 @pytest.fixture(scope="module")
 def doc(essays):
     text = "\n\n".join(list(essays.values())[:2])
-    return text[: text.rfind("\n", 0, 8000)]
+    return text[: text.rfind("\n", 0, 5000)]
 
 
 def test_array_lru_is_bounded():
@@ -94,7 +94,7 @@ def test_second_question_reuses_the_document(tiny_bert, ranker, doc):
     c2f, scored = _pipeline(tiny_bert, ranker)
     r1 = c2f.compress(doc, target_tokens=500, question=Q1)
     embedded_first, scored_first = len(c2f.ranker.embedded), sum(scored)
-    assert embedded_first > 40 and scored_first > 1000
+    assert embedded_first > 30 and scored_first > 800
     r2 = c2f.compress(doc, target_tokens=500, question=Q2)
     assert c2f.ranker.embedded[embedded_first:] == [Q2]  # the question alone
     assert sum(scored) == scored_first  # no window scored again
@@ -124,7 +124,7 @@ def test_reuse_through_the_segment_cache(tiny_bert, ranker, doc):
     assert r.text == fresh.compress(doc, target_tokens=500, question=Q2).text
     other, scored = _pipeline(tiny_bert, ranker, cache=cache, namespace="tenant-b")
     other.compress(doc, target_tokens=500, question=Q2)
-    assert len(other.ranker.embedded) > 40 and sum(scored) > 0
+    assert len(other.ranker.embedded) > 30 and sum(scored) > 0
 
 
 def test_wrong_or_broken_cached_embeddings_are_not_served(tiny_bert, ranker):
