@@ -25,6 +25,7 @@ from .compressors.token_classifier import TokenClassifierCompressor
 from .errors import InputError
 from .rankers import BiEncoderRanker, Ranker, sentence_spans
 from .result import CompressionResult, Document, KeptSpan
+from .reuse import DEFAULT_VECTOR_BYTES, ArrayLRU, embed_reusing
 from .tokens import count_many
 
 ORDERS = ("original", "relevance")
@@ -45,7 +46,11 @@ class CoarseToFineCompressor(Compressor):
         sentence_level: bool = True,
         doc_weight: float = 0.3,
         sentence_weight: float = 0.3,
+        vector_memo_bytes: int = DEFAULT_VECTOR_BYTES,
     ) -> None:
+        """``vector_memo_bytes`` bounds the in-process memo of sentence embeddings (reused by
+        every later question over the same text; 0: off). With the fine stage's segment
+        cache they are also stored there (see :mod:`ctxcomp.reuse`)."""
         super().__init__(reader=fine.reader)
         if order not in ORDERS:
             raise InputError(f"order must be one of {ORDERS}, got {order!r}")
@@ -58,6 +63,7 @@ class CoarseToFineCompressor(Compressor):
         self.sentence_level = sentence_level
         self.doc_weight = float(doc_weight)
         self.sentence_weight = float(sentence_weight)
+        self._vectors = ArrayLRU(vector_memo_bytes)
 
     @property
     def ranker(self) -> Ranker:
@@ -141,8 +147,8 @@ class CoarseToFineCompressor(Compressor):
             if hasattr(self.ranker, "embed"):
                 # bi-encoder: embed every sentence once; a document scores as its best
                 # sentence, and the sentence level below reuses the same similarities
-                q = self.ranker.embed([question])[0]
-                sent_cache = _sentence_scores(texts, live, lambda xs: self.ranker.embed(xs) @ q)
+                q = self._embed([question])[0]
+                sent_cache = _sentence_scores(texts, live, lambda xs: self._embed(xs) @ q)
                 for i in live:
                     scores[i] = float(sent_cache[i][1].max())
             else:
@@ -249,6 +255,18 @@ class CoarseToFineCompressor(Compressor):
             question_aware=True,
         )
         return perm, g
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Embeddings through the in-process memo and the fine stage's segment cache."""
+        embed = self.ranker.embed  # type: ignore[attr-defined]
+        return embed_reusing(
+            texts,
+            embed,
+            self.ranker.fingerprint(),
+            self._vectors,
+            self.fine.cache,
+            self.fine.namespace,
+        )
 
     # -- result mapping ---------------------------------------------------------------
 

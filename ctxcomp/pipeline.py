@@ -222,6 +222,9 @@ def _ranker(c: PipelineConfig) -> Any:
             def score(self, question: str, texts: Any) -> Any:
                 return self._get().score(question, texts)
 
+            def embed(self, texts: Any) -> Any:
+                return self._get().embed(texts)
+
             def fingerprint(self) -> str:
                 from .rankers import _model_id, default_embedding_model
 
