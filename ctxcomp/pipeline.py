@@ -39,6 +39,7 @@ class PipelineConfig:
     cache: str | None = None  # SQLite file path, or a redis:// URL
     namespace: str = "default"
     extra: Mapping[str, Any] = field(default_factory=dict)  # more TokenClassifierCompressor options
+    coarse_options: Mapping[str, Any] = field(default_factory=dict)  # more CoarseToFineCompressor options
 
     def __post_init__(self) -> None:
         if self.ranker not in RANKERS:
@@ -76,6 +77,7 @@ class PipelineConfig:
         d = asdict(self)
         d["force_tokens"] = list(self.force_tokens)
         d["extra"] = dict(self.extra)
+        d["coarse_options"] = dict(self.coarse_options)
         return d
 
 
@@ -92,8 +94,13 @@ def build(config: PipelineConfig | Mapping[str, Any] | None = None, **overrides:
         return fine
     from .coarse import CoarseToFineCompressor
 
+    opts = dict(config.coarse_options)
+    if isinstance(opts.get("relevance"), Mapping):
+        from .relevance import RelevanceOptions
+
+        opts["relevance"] = RelevanceOptions(**opts["relevance"])
     return CoarseToFineCompressor(
-        fine, _ranker(config), order=config.order, coarse_factor=config.coarse_factor
+        fine, _ranker(config), order=config.order, coarse_factor=config.coarse_factor, **opts
     )
 
 

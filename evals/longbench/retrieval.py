@@ -63,6 +63,8 @@ class SentenceRetrieval(Method):
         self.model = model
         self.spec = "sentret" + (f":{model}" if model else "")
         self._ranker: Any = None
+        # sentence embeddings of the last contexts (many questions and budgets per context)
+        self._memo: dict[str, tuple[list[str], Any]] = {}
 
     @property
     def config_hash(self) -> str:
@@ -77,10 +79,14 @@ class SentenceRetrieval(Method):
 
     def compress(self, item: Item, context: str, budget: int, tok: Any) -> MethodOutput:
         t0 = time.perf_counter()
-        units = sentence_units(context)
         r = self.ranker()
-        q = r.embed([item.input])[0]
-        sims = r.embed([u.strip() for u in units]) @ q
+        if context not in self._memo:
+            units = sentence_units(context)
+            if len(self._memo) >= 4:
+                self._memo.pop(next(iter(self._memo)))
+            self._memo[context] = (units, r.embed([u.strip() for u in units]))
+        units, emb = self._memo[context]
+        sims = emb @ r.embed([item.input])[0]
         order = sorted(range(len(units)), key=lambda i: (-float(sims[i]), i))
         text = select_sentences(units, order, budget, tok)
         return MethodOutput(text, time.perf_counter() - t0, self.config_hash)
