@@ -28,7 +28,15 @@ from typing import Any
 from evals.longbench.proxies import proxy_tokens
 
 from . import sources
-from .questions import Question, answer_candidates, make_question, prose_sentences, sentences, unique_in
+from .questions import (
+    Question,
+    answer_candidates,
+    content_terms,
+    make_question,
+    prose_sentences,
+    sentences,
+    unique_in,
+)
 from .sources import Text
 
 FAMILIES = ("wiki-page", "multi-doc", "markup", "numbers", "essays")
@@ -128,7 +136,10 @@ class Builder:
             ans, kind = rng.choice(strong if strong and rng.random() < 0.7 else cands)
             if not unique_in(ctx_tokens, ans):
                 continue
-            q = make_question(sent, ans, kind, rng, title)
+            i = pool.index((sent, title))
+            near = [pool[j][0] for j in (i - 1, i + 1) if 0 <= j < len(pool) and pool[j][1] == title]
+            cw = [w for x in near for w in content_terms(x)]
+            q = make_question(sent, ans, kind, rng, title, cw)
             if q is not None:
                 out.append(q)
                 seen.add(ans)

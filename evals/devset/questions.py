@@ -3,10 +3,10 @@ search-engine-style question made of some of the sentence's other content words.
 
 Answer kinds: ``number`` (dates, years, quantities, versions), ``name`` (runs of capitalised
 words, code identifiers in markup) and ``phrase`` (a two- or three-word content-word run).
-The question is a wh-word chosen by kind followed by a random 40-70% of the sentence's
-content words (lower-cased, in their order, the answer's own words removed), and for
-Wikipedia sections, half the time, the section title (as Natural Questions queries name
-their page's subject). Biases (docs/evals.md): the question always shares words with the
+The question is a wh-word chosen by kind followed by two or three of the sentence's
+content words (lower-cased, in their order, the answer's own words removed), half the time
+one content word of a neighbouring sentence, and for Wikipedia sections, half the time,
+the section title (as Natural Questions queries name their page's subject). Biases (docs/evals.md): the question always shares words with the
 answer's sentence (real questions paraphrase more), the answer is an exact span of that one
 sentence, and no question needs two sentences.
 """
@@ -120,6 +120,14 @@ def answer_candidates(sentence: str, kinds: tuple[str, ...]) -> list[tuple[str, 
     return out
 
 
+def content_terms(sentence: str) -> list[str]:
+    return [
+        w.lower()
+        for w in WORD.findall(sentence)
+        if len(w) > 2 and w.lower() not in STOPWORDS and w[0].isalpha()
+    ]
+
+
 def count_runs(haystack: list[str], needle: list[str]) -> int:
     n = len(needle)
     if not n:
@@ -148,6 +156,7 @@ def make_question(
     kind: str,
     rng: random.Random,
     title: str | None = None,
+    context_words: list[str] | None = None,
 ) -> Question | None:
     """A question for ``answer`` in ``sentence``; None when too few other content words."""
     i = sentence.find(answer)
@@ -163,9 +172,15 @@ def make_question(
         words.append(lw)
     if len(words) < 3:
         return None
-    k = max(2, min(8, round(len(words) * rng.uniform(0.4, 0.7))))
+    # few of the sentence's words (real questions share some words with the evidence,
+    # not most of them): two or three, sometimes one more from a neighbouring sentence
+    k = rng.choice((2, 2, 3))
     keep = sorted(rng.sample(range(len(words)), min(k, len(words))))
     body = [words[j] for j in keep]
+    if context_words and rng.random() < 0.5:
+        extra = [w for w in context_words if w not in body and w not in ans_words]
+        if extra:
+            body.append(rng.choice(extra))
     if title and rng.random() < 0.5:
         tw = " ".join(WORD.findall(title.lower()))
         if tw and tw not in " ".join(body) and not (set(tw.split()) & ans_words):
