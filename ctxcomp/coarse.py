@@ -29,6 +29,8 @@ from .result import CompressionResult, Document, KeptSpan
 from .tokens import count_many
 
 ORDERS = ("original", "relevance")
+# chosen on the development set's tune split (docs/evals.md, "Development set")
+DEFAULT_RELEVANCE = RelevanceOptions(lexical=0.6, neighbor=0.3, document=0.3)
 
 
 class CoarseToFineCompressor(Compressor):
@@ -42,12 +44,12 @@ class CoarseToFineCompressor(Compressor):
         ranker: Ranker | None = None,
         *,
         order: str = "original",
-        coarse_factor: float = 2.0,
+        coarse_factor: float = 1.2,
         sentence_level: bool = True,
         doc_weight: float = 0.3,
-        sentence_weight: float = 0.3,
-        relevance: RelevanceOptions | None = None,
-        kind_bonus: float = 0.0,
+        sentence_weight: float = 2.0,
+        relevance: RelevanceOptions | None = DEFAULT_RELEVANCE,
+        kind_bonus: float = 0.5,
     ) -> None:
         super().__init__(reader=fine.reader)
         if order not in ORDERS:

@@ -5,7 +5,7 @@ The bi-encoder's cosine between the question and each sentence (``rankers``) is 
 docs/evals.md):
 
 * ``lexical``: the IDF-weighted share of the question's content words found in the
-  sentence (IDF over the request's sentences, words matched on their first five letters);
+  sentence (IDF over the request's sentences, words matched on a crude stem);
   a bi-encoder blurs rare names and numbers that a question spells out exactly;
 * ``neighbor``: the better neighbouring sentence's score (same document): an answer often
   sits next to the sentence that names the subject ("He was born ...");
@@ -30,14 +30,136 @@ from .errors import InputError
 
 _WORD = re.compile(r"\w+")
 STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for from
-    further had has have having he her here hers herself him himself his how i if in into is it
-    its itself just me more most my myself no nor not now of off on once only or other our ours
-    ourselves out over own same she should so some such than that the their theirs them
-    themselves then there these they this those through to too under until up very was we were
-    what when where which while who whom whose why will with would you your yours yourself
-    yourselves""".split()
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "whose",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+    ]
 )
 _NUMBER_Q = re.compile(
     r"\b(when|what year|which year|what date|how many|how much|how long|how old|how far|"
@@ -46,7 +168,20 @@ _NUMBER_Q = re.compile(
 )
 _NAME_Q = re.compile(r"\b(who|whom|whose|which person|what name)\b", re.I)
 _MONTHS = frozenset(
-    "january february march april may june july august september october november december".split()
+    [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ]
 )
 
 
@@ -68,8 +203,17 @@ class RelevanceOptions:
         return {"lexical": self.lexical, "neighbor": self.neighbor, "document": self.document}
 
 
+def _stem(w: str) -> str:
+    """A crude stem: common English suffixes off, then the first six letters."""
+    for suf in ("ing", "ed", "es", "s", "ly"):
+        if w.endswith(suf) and len(w) - len(suf) >= 3:
+            w = w[: -len(suf)]
+            break
+    return w[:6]
+
+
 def _terms(text: str) -> list[str]:
-    return [w[:5] for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
 
 
 def lexical_scores(question: str, sentences: Sequence[str]) -> np.ndarray:

@@ -29,7 +29,11 @@ from .errors import InputError
 from .relevance import STOPWORDS
 
 RULE_NONE, RULE_NEIGHBOR, RULE_REPEAT, RULE_LABEL = 0, 1, 2, 3
-RULE_NAMES = {RULE_NEIGHBOR: "neighbor_weight", RULE_REPEAT: "repeat_cover", RULE_LABEL: "label_cover"}
+RULE_NAMES = {
+    RULE_NEIGHBOR: "neighbor_weight",
+    RULE_REPEAT: "repeat_cover",
+    RULE_LABEL: "label_cover",
+}
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,9 @@ class RuleShares:
                 raise InputError(f"rule share {k} must be in [0, 1], got {v!r}")
 
 
-def content_words(texts: list[str], doc: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def content_words(
+    texts: list[str], doc: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> np.ndarray:
     """Units that are not stopwords: three or more letters, or a digit."""
     out = np.zeros(starts.size, dtype=bool)
     for k, (d, a, b) in enumerate(zip(doc.tolist(), starts.tolist(), ends.tolist())):
@@ -103,7 +109,9 @@ def shape(
     return score, rule
 
 
-def spent_notes(rule: np.ndarray, kept: np.ndarray, cost: np.ndarray, target: int, shares: RuleShares) -> tuple[str, ...]:
+def spent_notes(
+    rule: np.ndarray, kept: np.ndarray, cost: np.ndarray, target: int, shares: RuleShares
+) -> tuple[str, ...]:
     share = {RULE_NEIGHBOR: shares.neighbor, RULE_REPEAT: shares.repeat, RULE_LABEL: shares.label}
     out = []
     for code, name in RULE_NAMES.items():

