@@ -83,7 +83,11 @@ class CoarseToFineCompressor(Compressor):
             "sentence_level": self.sentence_level,
             "doc_weight": self.doc_weight,
             "sentence_weight": self.sentence_weight,
-            **({"relevance": self.relevance.fingerprint()} if self.relevance != RelevanceOptions() else {}),
+            **(
+                {"relevance": self.relevance.fingerprint()}
+                if self.relevance != RelevanceOptions()
+                else {}
+            ),
             **({"kind_bonus": self.kind_bonus} if self.kind_bonus else {}),
         }
 
@@ -189,7 +193,9 @@ class CoarseToFineCompressor(Compressor):
                     self._combined(
                         question,
                         texts,
-                        _sentence_scores(texts, missing, lambda xs: self.ranker.score(question, xs)),
+                        _sentence_scores(
+                            texts, missing, lambda xs: self.ranker.score(question, xs)
+                        ),
                     )
                 )
             spans_all: list[tuple[int, int, int]] = []

@@ -39,7 +39,8 @@ class PipelineConfig:
     cache: str | None = None  # SQLite file path, or a redis:// URL
     namespace: str = "default"
     extra: Mapping[str, Any] = field(default_factory=dict)  # more TokenClassifierCompressor options
-    coarse_options: Mapping[str, Any] = field(default_factory=dict)  # more CoarseToFineCompressor options
+    # more CoarseToFineCompressor options (sentence_weight, kind_bonus, relevance, ...)
+    coarse_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.ranker not in RANKERS:

@@ -312,11 +312,12 @@ class TokenClassifierCompressor(Compressor):
                 dts = self._analyse_docs(texts, g_fine.drop)
             pending.append((ri, dts, n_orig, target, joins[ri]))
         # windows wholly inside spans the coarse stage excluded are never scored
-        skip = [
-            _excluded_chars(dt.text, gs[ri].exclude(di, dt.text) if gs[ri].exclude else [])
-            for ri, dts, _, _, _ in pending
-            for di, dt in enumerate(dts)
-        ]
+        skip = []
+        for ri, dts, _, _, _ in pending:
+            ex = gs[ri].exclude
+            skip += [
+                _excluded_chars(dt.text, ex(di, dt.text) if ex else []) for di, dt in enumerate(dts)
+            ]
         self._score([dt for _, dts, _, _, _ in pending for dt in dts], progress, skip)
         for ri, dts, n_orig, target, joined in pending:
             results[ri] = self._select(
@@ -512,7 +513,11 @@ class TokenClassifierCompressor(Compressor):
             cb = d.chunk_bounds
             ex = skip[di] if skip is not None else None
             for a, b in zip(cb[:-1], cb[1:]):
-                if ex is not None and b > a and ex[np.minimum(d.tok_starts[a:b], ex.size - 1)].all():
+                if (
+                    ex is not None
+                    and b > a
+                    and ex[np.minimum(d.tok_starts[a:b], ex.size - 1)].all()
+                ):
                     continue
                 windows.append(d.ids[a:b])
                 owner.append((di, int(a), int(b)))
@@ -626,7 +631,9 @@ class TokenClassifierCompressor(Compressor):
             bonuses[RULE_NEIGHBOR] = neighbor_bonus(raw, plan.forced, plan.doc, o.neighbor_weight)
         lab = _label_lines(plan, o.label_scope) if o.label_cover else None
         if o.repeat_cover:
-            rep = _first_of_repeats(plan) * content_words(plan.texts, plan.doc, plan.starts, plan.ends)
+            rep = _first_of_repeats(plan) * content_words(
+                plan.texts, plan.doc, plan.starts, plan.ends
+            )
             if lab is not None:  # label lines have their own order: no word cover inside
                 rep[lab > 0] = 0.0
             bonuses[RULE_REPEAT] = o.repeat_cover * rep
