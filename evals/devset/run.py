@@ -41,6 +41,8 @@ def load(
 
 def as_item(r: dict[str, Any]) -> Item:
     task = "hotpotqa" if r["documents"] else "multifieldqa_en"
+    if r["family"] == "fewshot":
+        task = "trec"
     return Item(
         task=task, id=r["id"], context=r["context"], input=r["question"], answers=r["answers"]
     )

