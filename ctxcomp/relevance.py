@@ -10,7 +10,10 @@ docs/evals.md):
 * ``neighbor``: the better neighbouring sentence's score (same document): an answer often
   sits next to the sentence that names the subject ("He was born ...");
 * ``document``: the sentence's document's best score: in a multi-document request, a
-  sentence of a relevant document is worth more than a look-alike in a distractor.
+  sentence of a relevant document is worth more than a look-alike in a distractor;
+* ``fewshot``: added to sentences holding a label line when the request looks like a
+  classification few-shot prompt (``ctxcomp.fewshot``: label values repeat); there the
+  "question" is the last example, and the label lines are what a reader needs.
 
 :func:`wanted_kinds` reads the question's form: "when / what year / how many / how much"
 asks for a number or date, "who / whom / whose" for a name; :func:`kind_mask` finds such
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
+from .fewshot import fewshot_mask
 
 _WORD = re.compile(r"\w+")
 STOPWORDS = frozenset(
@@ -192,15 +196,19 @@ class RelevanceOptions:
     lexical: float = 0.0
     neighbor: float = 0.0
     document: float = 0.0
+    fewshot: float = 0.0
 
     def __post_init__(self) -> None:
-        for k in ("lexical", "neighbor", "document"):
+        for k in ("lexical", "neighbor", "document", "fewshot"):
             v = getattr(self, k)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise InputError(f"relevance {k} weight must be a number >= 0, got {v!r}")
 
     def fingerprint(self) -> dict[str, float]:
-        return {"lexical": self.lexical, "neighbor": self.neighbor, "document": self.document}
+        fp = {"lexical": self.lexical, "neighbor": self.neighbor, "document": self.document}
+        if self.fewshot:
+            fp["fewshot"] = self.fewshot
+        return fp
 
 
 def _stem(w: str) -> str:
@@ -256,6 +264,8 @@ def combine(
         top = np.full(int(doc_of.max()) + 1, -np.inf)
         np.maximum.at(top, doc_of, s)
         s = s + options.document * top[doc_of]
+    if options.fewshot and s.size:
+        s = s + options.fewshot * fewshot_mask(sentences)
     return s
 
 

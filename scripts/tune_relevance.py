@@ -1,17 +1,28 @@
-"""Tune the coarse stage's sentence-relevance signals on the dev set's tune split, cheaply:
-sentences ranked by ``ctxcomp.relevance.combine`` (bi-encoder cosine + lexical / neighbour /
-document weights) and kept whole under the budget, exactly as the sentence-retrieval
-baseline keeps them (weights 0 = that baseline). No token classifier involved: this
-isolates the ranking. Span recall per family and budget for each weight setting.
+"""Compare sentence rankings on the dev set, cheaply: sentences ranked by a relevance signal
+and kept whole under the budget, exactly as the sentence-retrieval baseline keeps them. No
+token classifier: this isolates the ranking. Span recall per family and budget.
 
-    python scripts/tune_relevance.py --split tune --budgets 2000 3000 \\
-        --grid "0,0,0" "0.5,0,0" "0.5,0.3,0" "0.5,0.3,0.3"
+Rankings (``--grid``):
+* ``lex,nb,doc[,fs]``: ``ctxcomp.relevance.combine`` over the bi-encoder cosine with those
+  lexical / neighbour / document weights (and the few-shot label-line weight ``fs``);
+  ``0,0,0`` is the sentence-retrieval baseline (``sentret``);
+* ``qs`` / ``qs+lex,nb,doc[,fs]``: the question-conditioned scorer (``--scorer DIR``) in place
+  of the bi-encoder cosine, alone or with the same signals.
+
+Sentence embeddings are cached per context under ``runs/emb-cache`` (the bi-encoder is
+deterministic), so grids and reruns cost only the new signals.
+
+    python scripts/tune_relevance.py --data runs/devset2 --split tune --budgets 2000 3000 \\
+        --grid "0,0,0" "0.6,0.3,0.3" "0.6,0.3,0.3,1" --scorer runs/qscorer --grid-qs qs "qs+0.6,0.3,0.3"
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -20,13 +31,24 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
+def parse(g: str) -> tuple[bool, tuple[float, float, float, float]]:
+    qs = g.startswith("qs")
+    rest = g[3:] if g.startswith("qs+") else ("" if qs else g)
+    vals = [float(x) for x in rest.split(",")] if rest else []
+    vals += [0.0] * (4 - len(vals))
+    return qs, (vals[0], vals[1], vals[2], vals[3])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", type=Path, default=Path("runs/devset"))
+    ap.add_argument("--data", type=Path, default=Path("runs/devset2"))
     ap.add_argument("--split", default="tune")
     ap.add_argument("--budgets", nargs="+", type=int, default=[2000, 3000])
-    ap.add_argument("--grid", nargs="+", default=["0,0,0", "0.5,0,0", "0.5,0.3,0", "0.5,0.3,0.3"])
+    ap.add_argument("--grid", nargs="+", default=["0,0,0", "0.6,0.3,0.3"])
+    ap.add_argument("--scorer", default=None, help="question-conditioned scorer (delta dir)")
+    ap.add_argument("--families", nargs="+", default=None)
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=None, help="write per-item rows (jsonl)")
     a = ap.parse_args()
     import torch
 
@@ -40,40 +62,78 @@ def main() -> int:
 
     tok = ctxcomp.get_tokenizer("cl100k_base")
     r = BiEncoderRanker()
-    items = load(a.data / f"{a.split}.jsonl", None, a.limit)
+    qsc = None
+    if a.scorer or any(parse(g)[0] for g in a.grid):
+        from ctxcomp.qscorer import QuestionScorer
+
+        qsc = QuestionScorer(a.scorer)
+    items = load(a.data / f"{a.split}.jsonl", a.families, a.limit)
+    cache = Path("runs/emb-cache")
+    cache.mkdir(parents=True, exist_ok=True)
     memo: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
     res: dict[tuple[str, str, int], list[float]] = defaultdict(list)
-    for it in items:
+    secs: dict[str, float] = defaultdict(float)
+    rows = []
+    from tqdm import tqdm
+
+    for it in tqdm(items, file=sys.stderr, desc="items"):
         ctx = it["context"]
         if ctx not in memo:
             memo.clear()
             units = sentence_units(ctx)
-            emb = r.embed([u.strip() for u in units])
+            key = hashlib.sha1(ctx.encode()).hexdigest()
+            f = cache / f"{key}.npy"
+            if f.exists():
+                emb = np.load(f)
+            else:
+                emb = r.embed([u.strip() for u in units])
+                np.save(f, emb)
             # document of each sentence: "Passage N:" blocks (multi-doc), else one
-            np.cumsum([0] + [len(u) for u in units])[:-1]
             marks = [i for i in range(len(units)) if units[i].lstrip().startswith("Passage ")]
             doc = np.zeros(len(units), np.int64)
             for k, m in enumerate(marks):
                 doc[m:] = k
             memo[ctx] = (units, emb, doc)
         units, emb, doc = memo[ctx]
+        t0 = time.perf_counter()
         dense = emb @ r.embed([it["question"]])[0]
+        secs["bi"] += time.perf_counter() - t0
+        qs_scores = None
+        if qsc is not None:
+            t0 = time.perf_counter()
+            qs_scores = qsc.unit_scores(it["question"], units)
+            secs["qs"] += time.perf_counter() - t0
+        row = {"id": it["id"], "family": it["family"]}
         for g in a.grid:
-            lx, nb, dc = (float(x) for x in g.split(","))
+            use_qs, (lx, nb, dc, fs) = parse(g)
+            base = qs_scores if use_qs else dense
             s = combine(
-                it["question"], [u.strip() for u in units], dense, doc, RelevanceOptions(lx, nb, dc)
+                it["question"],
+                [u.strip() for u in units],
+                base,
+                doc,
+                RelevanceOptions(lx, nb, dc, fewshot=fs),
             )
             order = sorted(range(len(units)), key=lambda i: (-s[i], i))
             for b in a.budgets:
                 text = select_sentences(units, order, b, tok)
-                res[(g, it["family"], b)].append(answer_span_recall(text, it["answers"]) or 0.0)
+                v = answer_span_recall(text, it["answers"]) or 0.0
+                res[(g, it["family"], b)].append(v)
+                row[f"{g}@{b}"] = v
+        rows.append(row)
     fams = list(dict.fromkeys(it["family"] for it in items))
-    print("| lexical,neighbor,document | budget | " + " | ".join(fams) + " | mean |")
+    print(
+        f"n = {len(items)} ({a.split}); seconds: "
+        + ", ".join(f"{k} {v:.0f}" for k, v in secs.items())
+    )
+    print("| ranking | budget | " + " | ".join(fams) + " | mean |")
     print("|---|---:|" + "---:|" * (len(fams) + 1))
     for g in a.grid:
         for b in a.budgets:
             v = [100 * float(np.mean(res[(g, f, b)])) for f in fams]
             print(f"| {g} | {b} | " + " | ".join(f"{x:.1f}" for x in v) + f" | {np.mean(v):.1f} |")
+    if a.out:
+        a.out.write_text("".join(json.dumps(x) + "\n" for x in rows), encoding="utf-8")
     return 0
 
 

@@ -185,6 +185,7 @@ _COARSE = {
     "rel_lexical",
     "rel_neighbor",
     "rel_document",
+    "rel_fewshot",
 }
 
 
