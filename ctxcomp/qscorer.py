@@ -103,7 +103,9 @@ class QuestionScorer:
         se = np.asarray([b for _, b in spans], np.int64)
         owner = np.searchsorted(sa, starts, side="right") - 1
         valid = (owner >= 0) & (starts < se[np.clip(owner, 0, None)]) if len(spans) else owner < -1
-        owner = np.where(valid, owner, -1)
+        keep = np.flatnonzero(valid)  # tokens outside every span are not read
+        ids = [ids[k] for k in keep.tolist()]
+        owner = owner[keep]
         inputs: list[list[int]] = []
         owners: list[np.ndarray] = []
         prefix = [cls, *q, sep]
@@ -149,8 +151,8 @@ class QuestionScorer:
     def sentence_scores(
         self, question: str, text: str, spans: Sequence[tuple[int, int]]
     ) -> np.ndarray:
-        """Mean keep probability of each span's tokens, read with its neighbours (0 for a
-        span without tokens)."""
+        """Mean keep probability of each span's tokens, read with the spans next to it in
+        ``spans`` (text outside every span is not read; 0 for a span without tokens)."""
         if not spans:
             return np.zeros(0)
         inputs, owners = self.windows(question, text, spans)
@@ -188,3 +190,43 @@ class QuestionScorer:
         out = np.full(len(texts), -1.0)
         np.maximum.at(out, np.asarray(owner, np.int64), s)
         return out
+
+
+def rerank(
+    scorer: QuestionScorer,
+    question: str,
+    texts: Sequence[str],
+    sentences: dict[int, tuple[list[tuple[int, int]], np.ndarray]],
+    pool_tokens: float,
+    weight: float = 1.0,
+) -> dict[int, tuple[list[tuple[int, int]], np.ndarray]]:
+    """The coarse stage's sentence scores with the scorer's read added (a reranker).
+
+    ``sentences`` maps a document index to its sentence spans and base scores (bi-encoder
+    cosine and signals). The best sentences by base score, up to ``pool_tokens`` (about four
+    characters a token), are read by the scorer, each document's pool in its order; their
+    score becomes ``base + weight x keep probability``, every other sentence's is lowered by
+    the base scores' range plus ``weight``, so the pool stays ahead of the rest.
+    """
+    items = [(i, k) for i in sentences for k in range(len(sentences[i][0]))]
+    if not items:
+        return dict(sentences)
+    base = np.concatenate([sentences[i][1] for i in sentences])
+    cost = np.asarray([(lambda a, b: (b - a) / 4.0)(*sentences[i][0][k]) for i, k in items])
+    order = np.lexsort((np.arange(base.size), -base))
+    inpool = np.zeros(base.size, dtype=bool)
+    inpool[order[np.cumsum(cost[order]) <= pool_tokens]] = True
+    inpool[order[0]] = True
+    shift = float(base.max() - base.min()) + weight + 1e-6
+    out: dict[int, tuple[list[tuple[int, int]], np.ndarray]] = {}
+    g = 0
+    for i, (spans, sc) in sentences.items():
+        m = inpool[g : g + len(spans)]
+        new = np.asarray(sc, np.float64) - shift
+        if m.any():
+            idx = np.flatnonzero(m)
+            probs = scorer.sentence_scores(question, texts[i], [spans[k] for k in idx])
+            new[idx] = np.asarray(sc, np.float64)[idx] + weight * probs
+        out[i] = (spans, new)
+        g += len(spans)
+    return out

@@ -6,14 +6,15 @@ Rankings (``--grid``):
 * ``lex,nb,doc[,fs]``: ``ctxcomp.relevance.combine`` over the bi-encoder cosine with those
   lexical / neighbour / document weights (and the few-shot label-line weight ``fs``);
   ``0,0,0`` is the sentence-retrieval baseline (``sentret``);
-* ``qs`` / ``qs+lex,nb,doc[,fs]``: the question-conditioned scorer (``--scorer DIR``) in place
-  of the bi-encoder cosine, alone or with the same signals.
+* ``rr+lex,nb,doc[,fs]``: the same, then the question-conditioned scorer (``--scorer DIR``)
+  reranks the best sentences up to ``--qs-pool`` x the largest budget
+  (``ctxcomp.qscorer.rerank``: what the coarse stage does with it).
 
 Sentence embeddings are cached per context under ``runs/emb-cache`` (the bi-encoder is
 deterministic), so grids and reruns cost only the new signals.
 
     python scripts/tune_relevance.py --data runs/devset2 --split tune --budgets 2000 3000 \\
-        --grid "0,0,0" "0.6,0.3,0.3" "0.6,0.3,0.3,1" --scorer runs/qscorer --grid-qs qs "qs+0.6,0.3,0.3"
+        --grid "0,0,0" "0.6,0.3,0.3" "0.6,0.3,0.3,1" "rr+0.6,0.3,0.3" --scorer runs/qscorer
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def parse(g: str) -> tuple[bool, tuple[float, float, float, float]]:
-    qs = g.startswith("qs")
-    rest = g[3:] if g.startswith("qs+") else ("" if qs else g)
+def parse(g: str) -> tuple[str, tuple[float, float, float, float]]:
+    """("bi" | "rr", weights): ``rr+...`` = those signals, then the question-conditioned
+    scorer's rerank of the pool (``ctxcomp.qscorer.rerank``, weight 1)."""
+    kind = "rr" if g.startswith("rr") else "bi"
+    rest = g[3:] if kind == "rr" else g
     vals = [float(x) for x in rest.split(",")] if rest else []
     vals += [0.0] * (4 - len(vals))
-    return qs, (vals[0], vals[1], vals[2], vals[3])
+    return kind, (vals[0], vals[1], vals[2], vals[3])
 
 
 def main() -> int:
@@ -49,6 +52,12 @@ def main() -> int:
     ap.add_argument("--families", nargs="+", default=None)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None, help="write per-item rows (jsonl)")
+    ap.add_argument(
+        "--qs-pool",
+        type=float,
+        default=2.0,
+        help="the scorer reads the best sentences up to this many times the largest budget",
+    )
     a = ap.parse_args()
     import torch
 
@@ -63,8 +72,8 @@ def main() -> int:
     tok = ctxcomp.get_tokenizer("cl100k_base")
     r = BiEncoderRanker()
     qsc = None
-    if a.scorer or any(parse(g)[0] for g in a.grid):
-        from ctxcomp.qscorer import QuestionScorer
+    if any(parse(g)[0] == "rr" for g in a.grid):
+        from ctxcomp.qscorer import QuestionScorer, rerank
 
         qsc = QuestionScorer(a.scorer)
     items = load(a.data / f"{a.split}.jsonl", a.families, a.limit)
@@ -98,22 +107,25 @@ def main() -> int:
         t0 = time.perf_counter()
         dense = emb @ r.embed([it["question"]])[0]
         secs["bi"] += time.perf_counter() - t0
-        qs_scores = None
-        if qsc is not None:
-            t0 = time.perf_counter()
-            qs_scores = qsc.unit_scores(it["question"], units)
-            secs["qs"] += time.perf_counter() - t0
+        lead = len(ctx) - len("".join(units))
+        ends = lead + np.cumsum([len(u) for u in units])
+        spans = [(int(e - len(u)), int(e - len(u) + len(u.rstrip()))) for u, e in zip(units, ends)]
         row = {"id": it["id"], "family": it["family"]}
         for g in a.grid:
-            use_qs, (lx, nb, dc, fs) = parse(g)
-            base = qs_scores if use_qs else dense
+            kind, (lx, nb, dc, fs) = parse(g)
             s = combine(
                 it["question"],
                 [u.strip() for u in units],
-                base,
+                dense,
                 doc,
                 RelevanceOptions(lx, nb, dc, fewshot=fs),
             )
+            if kind == "rr":
+                t0 = time.perf_counter()
+                s = rerank(qsc, it["question"], [ctx], {0: (spans, s)}, a.qs_pool * max(a.budgets))[
+                    0
+                ][1]
+                secs[g] += time.perf_counter() - t0
             order = sorted(range(len(units)), key=lambda i: (-s[i], i))
             for b in a.budgets:
                 text = select_sentences(units, order, b, tok)

@@ -98,3 +98,22 @@ def test_record_windows_label_positive_sentences_only(scorer):
     assert int((lab == 1).sum()) == n20
     assert (lab[: 1 + 16] == IGNORE).sum() >= 2  # [CLS] and the question are ignored
     assert record_windows({**rec, "positives": []}, scorer, random.Random(0)) == []
+
+
+def test_rerank_orders_the_pool_and_keeps_it_ahead(scorer):
+    from ctxcomp.qscorer import rerank
+
+    texts = [TEXT, "A short second document. It has two sentences."]
+    sents = {
+        0: (sentence_spans(TEXT), np.linspace(0.9, 0.0, len(sentence_spans(TEXT)))),
+        1: (sentence_spans(texts[1]), np.array([0.95, 0.1])),
+    }
+    out = rerank(scorer, "fishing boats", texts, sents, pool_tokens=60.0, weight=1.0)
+    assert set(out) == {0, 1}
+    s0, s1 = out[0][1], out[1][1]
+    assert s0.shape == sents[0][1].shape and s1.shape == (2,)
+    pooled = np.concatenate([s0, s1]) >= np.concatenate([sents[0][1], sents[1][1]])
+    assert 1 <= pooled.sum() < s0.size  # a pool of the best sentences only
+    assert s1[0] >= sents[1][1][0]  # the best sentence overall is pooled
+    assert np.concatenate([s0, s1])[pooled].min() > np.concatenate([s0, s1])[~pooled].max()
+    assert rerank(scorer, "q", [], {}, 10.0) == {}
