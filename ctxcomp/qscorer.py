@@ -208,11 +208,11 @@ def rerank(
     score becomes ``base + weight x keep probability``, every other sentence's is lowered by
     the base scores' range plus ``weight``, so the pool stays ahead of the rest.
     """
-    items = [(i, k) for i in sentences for k in range(len(sentences[i][0]))]
-    if not items:
+    chars = [b - a for i in sentences for a, b in sentences[i][0]]
+    if not chars:
         return dict(sentences)
     base = np.concatenate([sentences[i][1] for i in sentences])
-    cost = np.asarray([(lambda a, b: (b - a) / 4.0)(*sentences[i][0][k]) for i, k in items])
+    cost = np.asarray(chars, np.float64) / 4.0
     order = np.lexsort((np.arange(base.size), -base))
     inpool = np.zeros(base.size, dtype=bool)
     inpool[order[np.cumsum(cost[order]) <= pool_tokens]] = True
