@@ -38,7 +38,7 @@ class PipelineConfig:
     ranker: str = "bi-encoder"
     ranker_model: str | None = None
     order: str = "original"
-    coarse_factor: float = 2.0
+    coarse_factor: float = 1.2  # chosen on the dev set (docs/evals.md)
     # SQLite file path, or a redis://, rediss:// or unix:// URL; in code also a SegmentCache
     # (e.g. one shared by several pipelines, as the proxy's per-tenant stores)
     cache: str | SegmentCache | None = None
@@ -46,6 +46,8 @@ class PipelineConfig:
     # HMAC key for cache entries (shared caches); default: $CTXCOMP_CACHE_KEY. docs/cache.md
     cache_key: str | None = field(default=None, repr=False)
     extra: Mapping[str, Any] = field(default_factory=dict)  # more TokenClassifierCompressor options
+    # more CoarseToFineCompressor options (sentence_weight, kind_bonus, relevance, ...)
+    coarse_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.force_tokens, str):
@@ -111,9 +113,12 @@ class PipelineConfig:
             raise InputError(f"config file {name}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in fields(self)}  # a cache object is shared, not copied
+        d = {
+            f.name: getattr(self, f.name) for f in fields(self)
+        }  # a cache object is shared, not copied
         d["force_tokens"] = list(self.force_tokens)
         d["extra"] = dict(self.extra)
+        d["coarse_options"] = dict(self.coarse_options)
         return d
 
 
@@ -167,8 +172,13 @@ def build(config: PipelineConfig | Mapping[str, Any] | None = None, **overrides:
         return fine
     from .coarse import CoarseToFineCompressor
 
+    opts = dict(config.coarse_options)
+    if isinstance(opts.get("relevance"), Mapping):
+        from .relevance import RelevanceOptions
+
+        opts["relevance"] = RelevanceOptions(**opts["relevance"])
     return CoarseToFineCompressor(
-        fine, _ranker(config), order=config.order, coarse_factor=config.coarse_factor
+        fine, _ranker(config), order=config.order, coarse_factor=config.coarse_factor, **opts
     )
 
 

@@ -6,6 +6,7 @@ import pytest
 
 import ctxcomp
 from ctxcomp import BudgetError, InputError, TokenClassifierCompressor
+from ctxcomp.rules import RuleShares
 from tests.invariants import check_no_fused_words, check_result
 
 
@@ -378,6 +379,8 @@ def test_label_cover_keeps_label_lines(minilm_classifier_dir, reader):
     low = {"type", "other", "location", "individual", "question"}
 
     def make(**kw):
+        # label lines are a third of this tiny text: no share cap here (caps: test_rules.py)
+        kw.setdefault("rule_shares", RuleShares(label=1.0))
         c = TokenClassifierCompressor(str(minilm_classifier_dir), device="cpu", **kw)
 
         def predict(windows, progress=None):

@@ -30,7 +30,17 @@ from ..errors import InputError
 from ..newlines import document_separator
 from ..result import CompressionResult, Document, DocumentResult, UnitScores
 from ..reuse import ArrayLRU
-from ..selection import Plan, Rendered, select_per_chunk
+from ..rules import (
+    RULE_LABEL,
+    RULE_NEIGHBOR,
+    RULE_REPEAT,
+    RuleShares,
+    content_words,
+    neighbor_bonus,
+    shape,
+    spent_notes,
+)
+from ..selection import Plan, Rendered, select_per_chunk, unit_costs
 from ..structure import (
     Protection,
     codepoints,
@@ -102,11 +112,18 @@ class TokenClassifierOptions:
     # words (every decision in the result's notes); "error" raises BudgetError.
     on_overflow: str = "degrade"
 
+    # the most of the target each rule's bonus units may cost (ctxcomp.rules)
+    rule_shares: RuleShares = field(default_factory=RuleShares)
+
     def __post_init__(self) -> None:
         if self.on_overflow not in OVERFLOW_POLICIES:
             raise InputError(
                 f"on_overflow must be one of {OVERFLOW_POLICIES}, got {self.on_overflow!r}"
             )
+        if isinstance(self.rule_shares, Mapping):  # from a JSON/TOML config
+            object.__setattr__(self, "rule_shares", RuleShares(**self.rule_shares))
+        if not isinstance(self.rule_shares, RuleShares):
+            raise InputError(f"rule_shares must be a RuleShares, got {self.rule_shares!r}")
         if not 0.0 <= float(self.neighbor_weight) < 1.0:
             raise InputError(f"neighbor_weight must be in [0, 1), got {self.neighbor_weight!r}")
         if not 0.0 <= float(self.repeat_cover) <= 1.0:
@@ -245,6 +262,11 @@ class TokenClassifierCompressor(Compressor):
             "protection": o.protection.fingerprint(),
             "separator": o.separator,
             **({"neighbor_weight": o.neighbor_weight} if o.neighbor_weight else {}),
+            **(
+                {"rules": "capped-v1", "rule_shares": dataclasses.asdict(o.rule_shares)}
+                if (o.neighbor_weight or o.repeat_cover or o.label_cover)
+                else {}
+            ),
             **({"repeat_cover": o.repeat_cover} if o.repeat_cover else {}),
             **(
                 {"label_cover": o.label_cover, "label_scope": o.label_scope}
@@ -312,7 +334,14 @@ class TokenClassifierCompressor(Compressor):
             if dts is None:
                 dts = self._analyse_docs(texts, g_fine.drop)
             pending.append((ri, dts, n_orig, target, joins[ri]))
-        self._score([dt for _, dts, _, _, _ in pending for dt in dts], progress)
+        # windows wholly inside spans the coarse stage excluded are never scored
+        skip = []
+        for ri, dts, _, _, _ in pending:
+            ex = gs[ri].exclude
+            skip += [
+                _excluded_chars(dt.text, ex(di, dt.text) if ex else []) for di, dt in enumerate(dts)
+            ]
+        self._score([dt for _, dts, _, _, _ in pending for dt in dts], progress, skip)
         for ri, dts, n_orig, target, joined in pending:
             results[ri] = self._select(
                 requests[ri], dts, n_orig, b, target, joined, gs[ri], starts_of.pop(ri)
@@ -509,12 +538,27 @@ class TokenClassifierCompressor(Compressor):
 
     # -- model ------------------------------------------------------------------------
 
-    def _score(self, docs: list[_DocTokens], progress: ProgressCallback | None) -> None:
+    def _score(
+        self,
+        docs: list[_DocTokens],
+        progress: ProgressCallback | None,
+        skip: Sequence[np.ndarray | None] | None = None,
+    ) -> None:
+        """Keep probabilities of every window; with ``skip`` (per document, a character
+        mask of excluded text, or None) windows whose tokens all lie in excluded text are
+        left at 0: their units are never kept."""
         windows: list[np.ndarray] = []
         owner: list[tuple[int, int, int]] = []
         for di, d in enumerate(docs):
             cb = d.chunk_bounds
+            ex = skip[di] if skip is not None else None
             for a, b in zip(cb[:-1], cb[1:]):
+                if (
+                    ex is not None
+                    and b > a
+                    and ex[np.minimum(d.tok_starts[a:b], ex.size - 1)].all()
+                ):
+                    continue
                 windows.append(d.ids[a:b])
                 owner.append((di, int(a), int(b)))
         for d in docs:
@@ -600,23 +644,7 @@ class TokenClassifierCompressor(Compressor):
     ) -> CompressionResult:
         plan = self._plan(dts)
         raw = plan.probs
-        w = float(self.options.neighbor_weight)
-        if w and plan.n > 1:
-            pz = np.where(plan.forced, 0.0, raw)
-            same_l = plan.doc[1:] == plan.doc[:-1]  # neighbours within one document only
-            left = np.concatenate(([0.0], np.where(same_l, pz[:-1], 0.0)))
-            right = np.concatenate((np.where(same_l, pz[1:], 0.0), [0.0]))
-            plan.probs = (1.0 - w) * raw + w * np.maximum(left, right)
-        lab = None
-        if self.options.label_cover and plan.n > 1:
-            lab = _label_lines(plan, self.options.label_scope)
-        if self.options.repeat_cover and plan.n > 1:
-            rep = _first_of_repeats(plan)
-            if lab is not None:  # label lines have their own order: no word cover inside
-                rep[lab > 0] = 0.0
-            plan.probs = plan.probs + self.options.repeat_cover * rep
-        if lab is not None:
-            plan.probs = plan.probs + self.options.label_cover * lab
+        rule = self._shape(plan, target, joined, token_starts)
         if g.bias is not None and plan.n:
             bias = np.zeros(plan.n)
             for i, d in enumerate(dts):
@@ -650,7 +678,42 @@ class TokenClassifierCompressor(Compressor):
             rendered = self._per_chunk(plan, dts, rate)
             n_out = self._reader.count(rendered.text)
         plan.probs = raw
-        return self._result(docs, plan, rendered, n_orig, n_out, b, target, g)
+        if rule is not None:
+            cost = unit_costs(plan, self._reader, joined, token_starts)
+            g = dataclasses.replace(
+                g,
+                notes=(
+                    *g.notes,
+                    *spent_notes(rule, rendered.kept, cost, target, self.options.rule_shares),
+                ),
+            )
+        return self._result(docs, plan, rendered, n_orig, n_out, b, target, g, rule)
+
+    def _shape(
+        self, plan: Plan, target: int, joined: str, token_starts: np.ndarray | None
+    ) -> np.ndarray | None:
+        """Selection scores with the rules' capped bonuses (ctxcomp.rules) set on
+        ``plan.probs``; each unit's rule code, or None when no rule is on."""
+        o = self.options
+        if plan.n < 2 or not (o.neighbor_weight or o.repeat_cover or o.label_cover):
+            return None
+        raw = plan.probs
+        bonuses: dict[int, np.ndarray] = {}
+        if o.neighbor_weight:
+            bonuses[RULE_NEIGHBOR] = neighbor_bonus(raw, plan.forced, plan.doc, o.neighbor_weight)
+        lab = _label_lines(plan, o.label_scope) if o.label_cover else None
+        if o.repeat_cover:
+            rep = _first_of_repeats(plan) * content_words(
+                plan.texts, plan.doc, plan.starts, plan.ends
+            )
+            if lab is not None:  # label lines have their own order: no word cover inside
+                rep[lab > 0] = 0.0
+            bonuses[RULE_REPEAT] = o.repeat_cover * rep
+        if lab is not None:
+            bonuses[RULE_LABEL] = o.label_cover * lab
+        cost = unit_costs(plan, self._reader, joined, token_starts)
+        plan.probs, rule = shape(raw, bonuses, cost, target, o.rule_shares)
+        return rule
 
     def _per_chunk(self, plan: Plan, dts: list[_DocTokens], rate: float) -> Rendered:
         chunk_of_unit = []
@@ -696,6 +759,7 @@ class TokenClassifierCompressor(Compressor):
         b: Budget,
         target: int,
         g: Guidance,
+        rule: np.ndarray | None = None,
     ) -> CompressionResult:
         notes = g.notes
         if len(docs) == 1:  # the whole text is the one document: counts are known
@@ -713,6 +777,7 @@ class TokenClassifierCompressor(Compressor):
                     probs=plan.probs[sel].astype(np.float32),
                     kept=rendered.kept[sel],
                     forced=plan.forced[sel],
+                    rule=None if rule is None else rule[sel],
                 )
             )
         dropped = [i for i, s in enumerate(rendered.spans) if not s and i not in g.drop]
@@ -1013,6 +1078,17 @@ def _blank_markers(text: str, spans: list[tuple[int, int]]) -> str:
         pos = b
     parts.append(text[pos:])
     return "".join(parts)
+
+
+def _excluded_chars(text: str, spans: Sequence[tuple[int, int]]) -> np.ndarray | None:
+    """Character mask of ``spans`` over ``text`` (None when there are none)."""
+    if not spans or not text:
+        return None
+    d = np.zeros(len(text) + 1, np.int64)
+    for a, b in spans:
+        d[max(a, 0)] += 1
+        d[min(b, len(text))] -= 1
+    return np.cumsum(d)[: len(text)] > 0
 
 
 def _empty_doc(text: str) -> _DocTokens:

@@ -128,7 +128,9 @@ def test_toy_compressor_uses_the_derived_verbs() -> None:
     assert r.compressed_tokens == 2 and r.original_tokens == 4
     assert r.ratio == 0.5
     assert [s[1] for s in r.sources] == sorted(s[1] for s in r.sources)  # order kept
-    assert r.config_hash == comp.config_hash == config_hash({"compressor": "toy-embedder", "dim": 8})
+    assert (
+        r.config_hash == comp.config_hash == config_hash({"compressor": "toy-embedder", "dim": 8})
+    )
     rs = comp.compress_batch([TEXT, "One. Two."], target_tokens=1)
     assert [x.compressed_tokens for x in rs] == [1, 1]
 
