@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 RATIOS = (0.5, 0.25, 0.125)
-TOME_START = 3  # set by the benchmark from --tome-start
 PURE = ("vtc-cls", "divprune", "fastv")
 METHODS = (
     "random", "random+merge", "pooling",
