@@ -157,7 +157,9 @@ def main() -> None:
     print(f"\n{len(rows)} rows of ~{args.chars} chars, ratio {args.ratio}, {cpus} CPUs, "
           f"median of {args.rounds} rounds; load average during the run "
           f"{min(load):.1f}-{max(load):.1f}")  # fmt: skip
-    print(f"{'arm':>10} {'rows/s':>8} {'vs loop':>8} {'start-up s':>11} {'total s':>8}  output == compress()")
+    print(
+        f"{'arm':>10} {'rows/s':>8} {'vs loop':>8} {'start-up s':>11} {'total s':>8}  output == compress()"
+    )
     for name, s in summary.items():
         print(
             f"{name:>10} {s['steady_rows_per_second']:8.2f} "

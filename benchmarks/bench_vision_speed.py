@@ -11,11 +11,13 @@ Measured (median of ``--repeats`` runs, arms interleaved so load hits all of the
 - LLM prefill alone on the pruned sequence (``inputs_embeds``, KV cache on, logits for the
   last position only) at 100 / 50 / 25 / 12.5% of the image tokens, and FastV (K = 2);
 - time to first token end to end (encoder + pruning + prefill) through
-  :class:`ctxcomp.vision.hf.PrunedVLM` for each method at 25%, against the model's own
+  :class:`ctxcomp.vision.hf.PrunedVLM` for each method at 25% (DivPrune also with
+  ``recycle="merge"``, ToMe also merging from block 3 only), against the model's own
   forward on all tokens;
 - FLOPs of each arm (``torch.utils.flop_counter``: matmuls, attention, convolutions);
 - ToMe inside the ViT: images/s of DINOv2 ViT-S/14 at 224 px, merging down to 25% of the
-  patches by the last block, against the plain encoder (batch 4).
+  patches by the last block (from block 0, and from block 3), against the plain encoder
+  (batch 4).
 
     python benchmarks/bench_vision_speed.py --threads 2 --repeats 3 --out docs/vision_speed.json
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -42,6 +45,11 @@ from ctxcomp.vision.merge import schedule
 TEXT = 48
 RATIOS = (1.0, 0.5, 0.25, 0.125)
 METHODS = ("random", "vtc-cls", "divprune", "tome", "fastv")  # pooling prefills like random
+VARIANTS = {
+    "divprune+merge": ("divprune", {"recycle": "merge"}),
+    "tome-late": ("tome", {"start": 3}),
+}
+TOME_LATE = 3
 VIT_SIZES = (224,)
 VIT_BATCH = 4
 
@@ -114,7 +122,12 @@ def main() -> None:
         "attention_mask": torch.ones_like(ids),
         "pixel_values": torch.randn(1, 3, 336, 336, generator=g),
     }
-    report: dict[str, Any] = {"image_tokens": n_img, "text_tokens": TEXT, "threads": args.threads}
+    report: dict[str, Any] = {
+        "image_tokens": n_img,
+        "text_tokens": TEXT,
+        "threads": args.threads,
+        "load_average_start": os.getloadavg(),  # the machine is shared: say how busy it was
+    }
 
     # 1. LLM prefill alone on pruned sequences (embeddings prepared once per arm)
     lm_arms: dict[str, Callable[[], Any]] = {}
@@ -141,6 +154,9 @@ def main() -> None:
     for m in METHODS:
         vlm = PrunedVLM(model, m, ratio=0.25)
         e2e[m] = lambda vlm=vlm: vlm(**inputs, use_cache=True, logits_to_keep=1)
+    for name, (m, opts) in VARIANTS.items():
+        vlm = PrunedVLM(model, m, ratio=0.25, **opts)
+        e2e[name] = lambda vlm=vlm: vlm(**inputs, use_cache=True, logits_to_keep=1)
     log("time to first token (seconds):")
     report["ttft_s"], report["ttft_flops"] = interleave(e2e, args.repeats, log)
 
@@ -150,18 +166,21 @@ def main() -> None:
     for size in VIT_SIZES:
         px = torch.randn(VIT_BATCH, 3, size, size, generator=g)
         n = (size // 14) ** 2
-        sched = schedule(n, n // 4, len(encoder_blocks(dino)))
+        depth = len(encoder_blocks(dino))
         vit[f"plain@{size}"] = lambda px=px: dino(pixel_values=px)
+        for name, start in (("tome", 0), ("tome-late", TOME_LATE)):
+            sched = [0] * start + schedule(n, n // 4, depth - start)
 
-        def merged(px: torch.Tensor = px, sched: list[int] = sched) -> Any:
-            with TokenMerging(dino, sched):
-                return dino(pixel_values=px)
+            def merged(px: torch.Tensor = px, sched: list[int] = sched) -> Any:
+                with TokenMerging(dino, sched):
+                    return dino(pixel_values=px)
 
-        vit[f"tome@{size}"] = merged
+            vit[f"{name}@{size}"] = merged
     log(f"DINOv2 ViT-S/14, batch {VIT_BATCH} (seconds):")
     vt, report["vit_flops"] = interleave(vit, args.repeats, log)
     report["vit_images_per_s"] = {k: VIT_BATCH / v for k, v in vt.items()}
 
+    report["load_average_end"] = os.getloadavg()
     log(summary(report))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -183,11 +202,17 @@ def summary(r: dict) -> str:
             f"  {k:20s} {t[k]:7.3f}s  x{t['full'] / t[k]:5.2f}  "
             f"{tf[k] / 1e9:8.1f} GFLOP  x{tf['full'] / tf[k]:5.2f}"
         )
+    lines.append(
+        f"load average (1/5/15 min) at start {r['load_average_start']}, end {r['load_average_end']}"
+    )
     v = r["vit_images_per_s"]
     lines.append("ToMe in DINOv2 ViT-S/14 (to 25% of patches by the last block), images/s:")
     for size in VIT_SIZES:
-        a, b = v[f"plain@{size}"], v[f"tome@{size}"]
-        lines.append(f"  {size}px: plain {a:6.2f}  tome {b:6.2f}  x{b / a:4.2f}")
+        a, b, c = v[f"plain@{size}"], v[f"tome@{size}"], v[f"tome-late@{size}"]
+        lines.append(
+            f"  {size}px: plain {a:6.2f}  tome {b:6.2f} x{b / a:4.2f}  "
+            f"tome from block {TOME_LATE} {c:6.2f} x{c / a:4.2f}"
+        )
     return "\n".join(lines)
 
 

@@ -24,10 +24,14 @@ from .compressors.base import Compressor, Guidance, ProgressCallback
 from .compressors.token_classifier import TokenClassifierCompressor
 from .errors import InputError
 from .rankers import BiEncoderRanker, Ranker, sentence_spans
+from .relevance import RelevanceOptions, combine, kind_mask, wanted_kinds
 from .result import CompressionResult, Document, KeptSpan
+from .reuse import DEFAULT_VECTOR_BYTES, ArrayLRU, embed_reusing
 from .tokens import count_many
 
 ORDERS = ("original", "relevance")
+# chosen on the development set's tune split (docs/evals.md, "Development set")
+DEFAULT_RELEVANCE = RelevanceOptions(lexical=0.6, neighbor=0.3, document=0.3)
 
 
 class CoarseToFineCompressor(Compressor):
@@ -41,11 +45,17 @@ class CoarseToFineCompressor(Compressor):
         ranker: Ranker | None = None,
         *,
         order: str = "original",
-        coarse_factor: float = 2.0,
+        coarse_factor: float = 1.2,
         sentence_level: bool = True,
         doc_weight: float = 0.3,
-        sentence_weight: float = 0.3,
+        sentence_weight: float = 2.0,
+        relevance: RelevanceOptions | None = DEFAULT_RELEVANCE,
+        kind_bonus: float = 0.5,
+        vector_memo_bytes: int = DEFAULT_VECTOR_BYTES,
     ) -> None:
+        """``vector_memo_bytes`` bounds the in-process memo of sentence embeddings (reused by
+        every later question over the same text; 0: off). With the fine stage's segment
+        cache they are also stored there (see :mod:`ctxcomp.reuse`)."""
         super().__init__(reader=fine.reader)
         if order not in ORDERS:
             raise InputError(f"order must be one of {ORDERS}, got {order!r}")
@@ -58,6 +68,11 @@ class CoarseToFineCompressor(Compressor):
         self.sentence_level = sentence_level
         self.doc_weight = float(doc_weight)
         self.sentence_weight = float(sentence_weight)
+        self._vectors = ArrayLRU(vector_memo_bytes)
+        # sentence relevance = bi-encoder cosine + these signals (ctxcomp.relevance)
+        self.relevance = relevance or RelevanceOptions()
+        # added to the units of the kind the question asks for (numbers, names)
+        self.kind_bonus = float(kind_bonus)
 
     @property
     def ranker(self) -> Ranker:
@@ -74,6 +89,12 @@ class CoarseToFineCompressor(Compressor):
             "sentence_level": self.sentence_level,
             "doc_weight": self.doc_weight,
             "sentence_weight": self.sentence_weight,
+            **(
+                {"relevance": self.relevance.fingerprint()}
+                if self.relevance != RelevanceOptions()
+                else {}
+            ),
+            **({"kind_bonus": self.kind_bonus} if self.kind_bonus else {}),
         }
 
     def compress_batch(
@@ -141,8 +162,9 @@ class CoarseToFineCompressor(Compressor):
             if hasattr(self.ranker, "embed"):
                 # bi-encoder: embed every sentence once; a document scores as its best
                 # sentence, and the sentence level below reuses the same similarities
-                q = self.ranker.embed([question])[0]
-                sent_cache = _sentence_scores(texts, live, lambda xs: self.ranker.embed(xs) @ q)
+                q = self._embed([question])[0]
+                sent_cache = _sentence_scores(texts, live, lambda xs: self._embed(xs) @ q)
+                sent_cache = self._combined(question, texts, sent_cache)
                 for i in live:
                     scores[i] = float(sent_cache[i][1].max())
             else:
@@ -174,7 +196,13 @@ class CoarseToFineCompressor(Compressor):
             missing = [i for i in kept if i not in sent_cache]
             if missing:  # rankers without sentence embeddings: one call for all sentences
                 sent_cache.update(
-                    _sentence_scores(texts, missing, lambda xs: self.ranker.score(question, xs))
+                    self._combined(
+                        question,
+                        texts,
+                        _sentence_scores(
+                            texts, missing, lambda xs: self.ranker.score(question, xs)
+                        ),
+                    )
                 )
             spans_all: list[tuple[int, int, int]] = []
             sim_parts: list[np.ndarray] = []
@@ -222,14 +250,21 @@ class CoarseToFineCompressor(Compressor):
             doc_bonus = {i: self.doc_weight for i in kept}
         inv = {p: orig for orig, p in pos.items()}
         sw = self.sentence_weight
+        # sentence relevance scaled over the whole request (a distractor's best sentence
+        # is not a relevant document's best)
+        rel_all = [sm for i, (_, sm) in sent_rel.items() if i in kept and sm.size]
+        lo = float(min(x.min() for x in rel_all)) if rel_all else 0.0
+        hi = float(max(x.max() for x in rel_all)) if rel_all else 0.0
+        kinds = wanted_kinds(question) if self.kind_bonus else frozenset()
 
         def bias(di: int, text: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
             orig = inv[di]
             out = np.full(starts.size, doc_bonus.get(orig, 0.0))
+            if kinds:
+                out += self.kind_bonus * kind_mask(text, starts, ends, kinds)
             if orig in sent_rel and sw:
                 spans, sims = sent_rel[orig]
                 if spans:
-                    lo, hi = float(sims.min()), float(sims.max())
                     rel = (sims - lo) / (hi - lo) if hi > lo else np.ones_like(sims)
                     sa = np.asarray([a for a, _ in spans], dtype=np.int64)
                     j = np.clip(np.searchsorted(sa, starts, side="right") - 1, 0, None)
@@ -249,6 +284,39 @@ class CoarseToFineCompressor(Compressor):
             question_aware=True,
         )
         return perm, g
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Embeddings through the in-process memo and the fine stage's segment cache."""
+        embed = self.ranker.embed  # type: ignore[attr-defined]
+        return embed_reusing(
+            texts,
+            embed,
+            self.ranker.fingerprint(),
+            self._vectors,
+            self.fine.cache,
+            self.fine.namespace,
+        )
+
+    def _combined(
+        self,
+        question: str,
+        texts: list[str],
+        sc: dict[int, tuple[list[tuple[int, int]], np.ndarray]],
+    ) -> dict[int, tuple[list[tuple[int, int]], np.ndarray]]:
+        """Sentence scores with the relevance options' signals added (ctxcomp.relevance)."""
+        if self.relevance == RelevanceOptions() or not sc:
+            return sc
+        docs = list(sc)
+        sents = [texts[i][a:e] for i in docs for a, e in sc[i][0]]
+        doc_of = np.concatenate([np.full(len(sc[i][0]), k, np.int64) for k, i in enumerate(docs)])
+        dense = np.concatenate([sc[i][1] for i in docs])
+        s = combine(question, sents, dense, doc_of, self.relevance)
+        out, k = {}, 0
+        for i in docs:
+            m = len(sc[i][0])
+            out[i] = (sc[i][0], s[k : k + m])
+            k += m
+        return out
 
     # -- result mapping ---------------------------------------------------------------
 

@@ -54,13 +54,15 @@ class PipelineConfig:
     ranker: str = "bi-encoder"  # a name in ctxcomp.core.rankers, or "none"
     ranker_model: str | None = None
     order: str = "original"
-    coarse_factor: float = 2.0
+    coarse_factor: float = 1.2  # chosen on the dev set (docs/evals.md)
     # SQLite file path, or a redis://, rediss:// or unix:// URL; in code also a SegmentCache
     # or a Store (e.g. one shared by several pipelines, as the proxy's per-tenant stores)
     cache: str | SegmentCache | Store | None = None
     namespace: str = "default"
     # HMAC key for cache entries (shared caches); default: $CTXCOMP_CACHE_KEY. docs/cache.md
     cache_key: str | None = field(default=None, repr=False)
+    # more CoarseToFineCompressor options (sentence_weight, kind_bonus, relevance, ...)
+    coarse_options: Mapping[str, Any] = field(default_factory=dict)
     # deprecated spellings of options (folded into ``options`` with a DeprecationWarning)
     mode: InitVar[str | None] = None
     force_tokens: InitVar[Sequence[str] | None] = None
@@ -107,6 +109,7 @@ class PipelineConfig:
                 raise InputError(f"pipeline config sets {both} twice (in options and outside)")
             object.__setattr__(self, "options", {**moved, **self.options})
         object.__setattr__(self, "options", dict(self.options))
+        object.__setattr__(self, "coarse_options", dict(self.coarse_options))
         if self.method not in compressors:
             raise InputError(
                 f"method must be one of {list(compressors.names())}, got {self.method!r}"
@@ -167,6 +170,7 @@ class PipelineConfig:
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}  # cache objects not copied
         d["options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.options.items()}
+        d["coarse_options"] = dict(self.coarse_options)
         return d
 
     def merged(self, overrides: Mapping[str, Any]) -> PipelineConfig:
@@ -256,7 +260,14 @@ def build(
         )
     from .coarse import CoarseToFineCompressor
 
-    return CoarseToFineCompressor(method, _ranker(c), order=c.order, coarse_factor=c.coarse_factor)
+    opts = dict(c.coarse_options)
+    if isinstance(opts.get("relevance"), Mapping):
+        from .relevance import RelevanceOptions
+
+        opts["relevance"] = RelevanceOptions(**opts["relevance"])
+    return CoarseToFineCompressor(
+        method, _ranker(c), order=c.order, coarse_factor=c.coarse_factor, **opts
+    )
 
 
 def create_method(c: PipelineConfig) -> Compressor[Any]:
@@ -324,6 +335,9 @@ def _ranker(c: PipelineConfig) -> Any:
 
             def score(self, question: str, texts: Any) -> Any:
                 return self._get().score(question, texts)
+
+            def embed(self, texts: Any) -> Any:
+                return self._get().embed(texts)
 
             def fingerprint(self) -> str:
                 from .rankers import _model_id, default_embedding_model

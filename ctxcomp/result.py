@@ -48,6 +48,8 @@ class UnitScores:
     probs: np.ndarray
     kept: np.ndarray
     forced: np.ndarray
+    # per unit: the selection rule whose bonus ranked it (ctxcomp.rules.RULE_NAMES), 0 = none
+    rule: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,19 @@ def prune(
         Path | None, typer.Option(help="DyMU: thresholds JSON from `ctxcomp vision calibrate`.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random baseline.")] = 0,
+    recycle: Annotated[
+        str,
+        typer.Option(
+            help="none | merge: each dropped token joins its most similar kept token "
+            "(random, vtc-cls, divprune, temporal; the token count stays the budget)."
+        ),
+    ] = "none",
+    start: Annotated[
+        int, typer.Option(help="tome: the first encoder block that merges (0: every block).")
+    ] = 0,
+    cap: Annotated[
+        bool, typer.Option("--cap", help="dymu: the budget also bounds each picture's count.")
+    ] = False,
     png: Annotated[
         Path | None,
         typer.Option(help="Write a PNG of kept/merged patches (a directory for several pictures)."),
@@ -94,6 +107,15 @@ def prune(
             if thresholds is None:
                 raise InputError("dymu needs --thresholds (run `ctxcomp vision calibrate` first)")
             options["thresholds"] = thresholds
+            options["cap"] = cap
+        elif cap:
+            raise InputError("--cap is a dymu option")
+        if start:
+            if method != "tome":
+                raise InputError("--start is a tome option")
+            options["start"] = start
+        if recycle != "none":
+            options["recycle"] = recycle
         with err.status("loading the vision encoder…"):
             enc = _encoder(model, image_size)
         pruner = create(method, encoder=enc, **options)

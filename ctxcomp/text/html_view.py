@@ -6,6 +6,7 @@ import html
 from collections.abc import Sequence
 
 from ..result import CompressionResult
+from ..rules import RULE_NAMES
 
 _CSS = """
 body{font:15px/1.6 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#111}
@@ -15,6 +16,7 @@ h1{font-size:1.3rem} .meta{color:#555;font-size:.9rem}
 .w.k{color:#111}
 .w.d{color:#9a9a9a;text-decoration:line-through}
 .w.f{box-shadow:inset 0 -2px 0 #2b6cb0}
+.w.r{box-shadow:inset 0 -2px 0 #b7791f}
 .legend span{padding:0 .4rem;margin-right:.5rem}
 """
 
@@ -51,7 +53,8 @@ def render_html(result: CompressionResult, texts: Sequence[str], title: str = "c
         "<p class='meta' id='summary'></p>",
         "<p class='legend meta'><span class='w k' style='background:rgba(46,160,67,.5)'>kept</span>"
         "<span class='w d' style='background:rgba(220,53,69,.5)'>dropped</span>"
-        "<span class='w k f'>forced / protected</span> shade = keep probability</p>",
+        "<span class='w k f'>forced / protected</span>"
+        "<span class='w k r'>moved by a selection rule</span> shade = keep probability</p>",
     ]
     for i, text in enumerate(texts):
         parts.append(f"<div class='doc' data-doc='{i}'>")
@@ -60,18 +63,21 @@ def render_html(result: CompressionResult, texts: Sequence[str], title: str = "c
             parts.append(f"<span class='w k' title='kept (unchanged)'>{html.escape(text)}</span>")
         else:
             pos = 0
-            for a, b, p, k, f in zip(
+            rules = sc.rule.tolist() if sc.rule is not None else [0] * sc.starts.size
+            for a, b, p, k, f, r in zip(
                 sc.starts.tolist(),
                 sc.ends.tolist(),
                 sc.probs.tolist(),
                 sc.kept.tolist(),
                 sc.forced.tolist(),
+                rules,
             ):
                 if a > pos:
                     parts.append(html.escape(text[pos:a]))
-                cls = ("w k" if k else "w d") + (" f" if f else "")
+                cls = ("w k" if k else "w d") + (" f" if f else "") + (" r" if r else "")
+                why = f" ({RULE_NAMES[r]})" if r else ""
                 parts.append(
-                    f"<span class='{cls}' style='background:{_shade(p)}' title='p={p:.3f}'>"
+                    f"<span class='{cls}' style='background:{_shade(p)}' title='p={p:.3f}{why}'>"
                     f"{html.escape(text[a:b])}</span>"
                 )
                 pos = b

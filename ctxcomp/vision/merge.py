@@ -131,13 +131,17 @@ def size_bias(size: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 def schedule(tokens: int, keep: int, layers: int) -> list[int]:
     """Merges per layer taking ``tokens`` mergeable tokens down to ``keep`` over ``layers``
-    layers, spread evenly (ToMe's constant ``r``), never more than half a layer's tokens.
-    The total may fall short only when ``keep < tokens / 2**layers``."""
+    layers, spread evenly (ToMe's constant ``r``), never more than half a layer's tokens;
+    a layer merges more than the even share when the layers after it could not reach
+    ``keep`` otherwise (each can at most halve). The total falls short only when
+    ``keep < tokens / 2**layers``."""
     out: list[int] = []
     left = max(0, tokens - keep)
     cur = tokens
     for i in range(layers):
-        r = min(-(-left // (layers - i)), cur // 2) if left else 0
+        rest = layers - i - 1  # layers after this one
+        need = cur - keep * 2**rest  # merges here so that `rest` halvings can finish
+        r = min(max(-(-left // (layers - i)), need), cur // 2) if left else 0
         out.append(r)
         left -= r
         cur -= r

@@ -38,9 +38,18 @@ class VisualTokenPruner(Compressor[VisualResult]):
     name: ClassVar[str] = "visual"
     #: signals the method ranks by; the encoder is asked to record them
     needs: ClassVar[tuple[str, ...]] = ()
+    #: whether ``recycle="merge"`` applies (methods that drop tokens)
+    drops: ClassVar[bool] = True
 
-    def __init__(self, encoder: VisionEncoder | None = None) -> None:
+    def __init__(self, encoder: VisionEncoder | None = None, *, recycle: str = "none") -> None:
         self.encoder = encoder
+        if recycle not in RECYCLE:
+            raise InputError(f"recycle must be one of {RECYCLE}, got {recycle!r}")
+        if recycle != "none" and not self.drops:
+            raise InputError(
+                f"{self.name} drops no tokens (it merges them all): recycle does not apply"
+            )
+        self.recycle = recycle
 
     # -- what methods implement -------------------------------------------------------
 
@@ -57,7 +66,8 @@ class VisualTokenPruner(Compressor[VisualResult]):
 
     def config(self) -> dict[str, Any]:
         enc = self.encoder.config() if self.encoder is not None else None
-        return {**self.method_config(), "encoder": enc}
+        extra = {"recycle": self.recycle} if self.recycle != "none" else {}
+        return {**self.method_config(), **extra, "encoder": enc}
 
     def inputs(self, prompt: Any) -> tuple[Any, ...]:
         if isinstance(prompt, (VisualTokens, np.ndarray, torch.Tensor)):
@@ -126,7 +136,7 @@ class VisualTokenPruner(Compressor[VisualResult]):
         if prot:
             free = np.setdiff1d(np.arange(n), np.asarray(prot))
             sub = _subset(tokens, free)
-            a_sub, s_sub = self.assign(sub, k_asked - len(prot))
+            a_sub, s_sub = self.select(sub, k_asked - len(prot))
             a = torch.full((n,), -1, dtype=torch.long)
             a[torch.as_tensor(free)] = a_sub.long()
             base = int(a_sub.max()) + 1 if bool((a_sub >= 0).any()) else 0
@@ -137,10 +147,18 @@ class VisualTokenPruner(Compressor[VisualResult]):
                 scores[torch.as_tensor(free)] = s_sub.float()
             notes.append(f"{len(prot)} protected tokens kept")
         else:
-            a, scores = self.assign(tokens, k_asked)
+            a, scores = self.select(tokens, k_asked)
         return self.result(
             a, request, notes, grid=tokens.grid, inputs=tokens.features, scores=scores
         )
+
+    def select(self, tokens: VisualTokens, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`assign`, then (``recycle="merge"``) every dropped token joins its most
+        similar output row, so the ``k`` rows stand for all the tokens."""
+        a, scores = self.assign(tokens, k)
+        if self.recycle == "merge":
+            a = recycle_dropped(a, tokens.metric)
+        return a, scores
 
     def result(
         self,
@@ -180,6 +198,28 @@ class VisualTokenPruner(Compressor[VisualResult]):
             scores=scores.detach().float().cpu().numpy() if scores is not None else None,
             notes=tuple(notes),
         )
+
+
+RECYCLE = ("none", "merge")
+
+
+def recycle_dropped(assignment: torch.Tensor, metric: torch.Tensor) -> torch.Tensor:
+    """Assign every dropped token (-1) to the output row most similar to it: cosine between
+    the token's ``metric`` row and the row's mean metric (ties to the lower row). Rows and
+    kept tokens do not change, so the count of rows (the budget) is held; the rows' sizes
+    then add up to the token count (as in ToMe, LLaVA-PruMerge, SparseVLM's recycling)."""
+    a = assignment.long().clone()
+    drop = a < 0
+    live = ~drop
+    if not bool(drop.any()) or not bool(live.any()):
+        return a
+    k = int(a[live].max()) + 1
+    m = torch.nn.functional.normalize(metric.float(), dim=-1)
+    rows = torch.zeros(k, m.shape[1]).index_add_(0, a[live], m[live])
+    sim = m[drop] @ torch.nn.functional.normalize(rows, dim=-1).T
+    sim[:, torch.bincount(a[live], minlength=k) == 0] = -torch.inf  # row ids not in use
+    a[drop] = sim.argmax(dim=1)
+    return a
 
 
 def canonical(assignment: torch.Tensor) -> torch.Tensor:

@@ -29,6 +29,8 @@ def main() -> None:
     photo = sd.astronaut()
     picture = enc.pictures([photo])[0]  # what the 16x16 tokens cover
     pruners = {m: create(m, encoder=enc) for m in ("random", "pooling", "vtc-cls", "divprune", "tome")}
+    # the same selection, with every dropped token merged into its most similar kept token
+    pruners["divprune+merge"] = create("divprune", encoder=enc, recycle="merge")
     # DyMU's thresholds come from other pictures (here: four other scikit-image photos)
     pruners["dymu"] = DyMU.calibrate(enc, [sd.coffee(), sd.chelsea(), sd.rocket(), sd.camera()], args.ratio)
     print(f"{'method':10s} {'kept':>5s} {'merged':>7s} {'dropped':>8s}  config hash")

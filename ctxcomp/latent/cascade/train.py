@@ -236,7 +236,7 @@ class CascadeTrainer:
                 history.append(
                     {
                         "step": step,
-                        "seconds": round(seconds, 1),
+                        "seconds": round(seconds, 3),
                         "train_loss": ema,
                         "val_loss": _nan(val_loss),
                         "val_accuracy": _nan(val_acc),
@@ -270,7 +270,7 @@ class CascadeTrainer:
             "samples_seen": step * cfg.batch_size,
             "train_samples": len(tr),
             "val_samples": len(va),
-            "seconds": round(seconds, 1),
+            "seconds": round(seconds, 3),
             "threads": torch.get_num_threads(),
             "history": history,
         }

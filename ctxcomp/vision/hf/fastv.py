@@ -44,6 +44,12 @@ class FastVHooks:
         attention_mask: torch.Tensor,
         on_results: Callable[[Sequence[VisualResult]], None] | None = None,
     ) -> None:
+        if pruner.recycle != "none":
+            raise InputError(
+                "fastv inside a language model drops tokens from its KV cache and cannot "
+                "recycle them (merged tokens would need size-weighted attention in every "
+                "later layer): use recycle='none', or a post-projector method with recycling"
+            )
         layers = getattr(language_model, "layers", None)
         if not isinstance(layers, nn.ModuleList):
             raise InputError(f"{type(language_model).__name__} has no decoder layers to hook")

@@ -40,12 +40,18 @@ class Prepared:
     results: list[VisualResult]
     source: torch.Tensor  # (B, L') original position of every new position, -1 = padding
     slots: list[tuple[int, int, int]]  # (row, start, length) of each image in the new inputs
+    sizes: torch.Tensor | None = None  # (B, L') tokens each new position stands for
 
 
 class PrunedVLM:
     """A LLaVA / LLaVA-OneVision / Qwen2-VL model whose visual tokens are pruned to a
     budget (``ratio`` of each image's tokens, or ``target_tokens`` per image) by a
-    :class:`~ctxcomp.vision.VisualTokenPruner` (an instance, or a registered name)."""
+    :class:`~ctxcomp.vision.VisualTokenPruner` (an instance, or a registered name).
+
+    Merged tokens (pooling, ToMe, ``recycle="merge"``) stand for several patches: with
+    ``prop_attn=True`` (the default, as ToMe does for off-the-shelf models) every LLM layer
+    weighs each by its size (a ``log size`` attention bias, :mod:`.prop_attn`);
+    ``prop_attn=False`` gives the LLM the averaged tokens only."""
 
     def __init__(
         self,
@@ -55,6 +61,7 @@ class PrunedVLM:
         ratio: float | None = None,
         target_tokens: int | None = None,
         budget: Budget | None = None,
+        prop_attn: bool = True,
         **options: Any,
     ) -> None:
         if isinstance(pruner, str):
@@ -69,6 +76,7 @@ class PrunedVLM:
         self.pruner = pruner
         self.budget = Budget.of(ratio, target_tokens, budget)
         self.adapter: Adapter = adapter_for(model)
+        self.prop_attn = bool(prop_attn)
         self.results: list[VisualResult] = []
 
     # -- building the pruned inputs -----------------------------------------------------
@@ -140,6 +148,7 @@ class PrunedVLM:
         slots = _slots(is_vis, [r.original_tokens for r in results])
         rows_src: list[list[int]] = [[] for _ in range(ids.shape[0])]
         rows_emb: list[list[torch.Tensor]] = [[] for _ in range(ids.shape[0])]
+        rows_size: list[list[torch.Tensor]] = [[] for _ in range(ids.shape[0])]
         slot_at = {(b, s): i for i, (b, s, _n) in enumerate(slots)}
         for b in range(ids.shape[0]):
             p = 0
@@ -148,11 +157,13 @@ class PrunedVLM:
                 if i is None:
                     rows_src[b].append(p)
                     rows_emb[b].append(embeds[b, p : p + 1])
+                    rows_size[b].append(torch.ones(1))
                     p += 1
                     continue
                 r = results[i]
                 rows_src[b].extend((p + r.kept).tolist())
                 rows_emb[b].append(r.features.to(embeds))
+                rows_size[b].append(torch.as_tensor(r.sizes, dtype=torch.float32))
                 p += r.original_tokens
         width = max(len(s) for s in rows_src)
         pad_id = _pad_id(self.model)
@@ -160,6 +171,7 @@ class PrunedVLM:
         new_mask = torch.zeros((ids.shape[0], width), dtype=mask.dtype)
         source = torch.full((ids.shape[0], width), -1, dtype=torch.long)
         new_emb = torch.zeros((ids.shape[0], width, embeds.shape[-1]), dtype=embeds.dtype)
+        sizes = torch.ones((ids.shape[0], width))
         for b in range(ids.shape[0]):
             src = torch.as_tensor(rows_src[b], dtype=torch.long)
             off = width - src.numel()
@@ -167,8 +179,9 @@ class PrunedVLM:
             new_ids[b, off:] = ids[b, src]
             new_mask[b, off:] = mask[b, src]
             new_emb[b, off:] = torch.cat(rows_emb[b])
+            sizes[b, off:] = torch.cat(rows_size[b])
         kw = self._kwargs(inputs, new_ids, new_emb, new_mask, source)
-        return Prepared(kw, results, source, [])
+        return Prepared(kw, results, source, [], sizes)
 
     def _kwargs(
         self,
@@ -223,10 +236,15 @@ class PrunedVLM:
         return prep, {k: v for k, v in inputs.items() if k not in model_keys}
 
     def hooks(self, prep: Prepared) -> Any:
-        """The hooks a call on ``prep`` runs under (FastV's, else none): a context manager."""
+        """The hooks a call on ``prep`` runs under (FastV's; proportional attention when
+        tokens were merged; else none): a context manager."""
         import contextlib
 
         if not isinstance(self.pruner, FastV):
+            if self.prop_attn and prep.sizes is not None and bool((prep.sizes != 1).any()):
+                from .prop_attn import SizeBias
+
+                return SizeBias(self.adapter.language_model, prep.sizes)
             return contextlib.nullcontext()
         from .fastv import FastVHooks
 

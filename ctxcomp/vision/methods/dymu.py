@@ -3,9 +3,11 @@
 Thresholds are found once on a batch of pictures (:meth:`DyMU.calibrate`): at each block
 the ``r x batch`` most similar pairs of the whole batch are merged, and the similarity at
 that cut is the block's threshold (averaged over batches). Afterwards each image merges
-every pair above the threshold: simple pictures shrink more than busy ones. The budget is
-an upper bound here — each block merges at least ToMe's even share, so no image keeps
-more than the budget; ``ratio=1.0`` leaves the count to the thresholds alone.
+every pair above the threshold: simple pictures shrink more than busy ones, and pictures
+like the calibration set keep the calibrated ratio *on average* — one picture may keep
+more tokens than that, another fewer. With ``cap=True`` the request's budget is also an
+upper bound for every picture (each block merges at least ToMe's even share as well), so
+the mean falls below the budget.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class DyMU(ToMe):
         *,
         thresholds: Sequence[float],
         prop_attn: bool = True,
+        cap: bool = False,
     ) -> None:
         super().__init__(encoder, prop_attn=prop_attn)
         th = [float(t) for t in thresholds]
@@ -43,13 +46,26 @@ class DyMU(ToMe):
                 "feature layer"
             )
         self.thresholds = th
+        self.cap = bool(cap)
 
     def method_config(self) -> dict[str, Any]:
-        return {"prop_attn": self.prop_attn, "thresholds": [round(t, 6) for t in self.thresholds]}
+        return {
+            "prop_attn": self.prop_attn,
+            "thresholds": [round(t, 6) for t in self.thresholds],
+            **({"cap": True} if self.cap else {}),
+        }
 
     def plan(self, n: int, k: int, depth: int) -> tuple[list[int], list[float] | None]:
-        floor = schedule(n, min(k, n), depth) if k < n else [0] * depth
+        floor = schedule(n, min(k, n), depth) if self.cap and k < n else [0] * depth
         return floor, self.thresholds
+
+    def count_note(self, got: int, k: int, depth: int) -> str | None:
+        if self.cap or got <= k:
+            return super().count_note(got, k, depth)
+        return (
+            f"{got} tokens (budget {k}): DyMU's thresholds set each picture's count, the "
+            "calibrated ratio holds on average; cap=True makes the budget an upper bound"
+        )
 
     @classmethod
     def calibrate(
@@ -59,6 +75,7 @@ class DyMU(ToMe):
         ratio: float,
         *,
         prop_attn: bool = True,
+        cap: bool = False,
     ) -> DyMU:
         """Find thresholds that keep ``ratio`` of the tokens on average over ``images``
         (batches of ``encoder.batch_size``; larger batches adapt more across images)."""
@@ -70,4 +87,4 @@ class DyMU(ToMe):
         sched = schedule(n, max(1, int(ratio * n)), encoder.depth)
         _, observed = encoder.merged(list(images), sched, calibrate=True, prop_attn=prop_attn)
         thresholds = [observed[i] if r > 0 else 1.0 for i, r in enumerate(sched)]
-        return cls(encoder, thresholds=thresholds, prop_attn=prop_attn)
+        return cls(encoder, thresholds=thresholds, prop_attn=prop_attn, cap=cap)

@@ -22,6 +22,7 @@ class UniformPooling(VisualTokenPruner):
     """Average pooling to at most ``k`` cells over the token grid."""
 
     name: ClassVar[str] = "pooling"
+    drops: ClassVar[bool] = False
 
     def method_config(self) -> dict[str, Any]:
         return {}

@@ -3,8 +3,11 @@
 After every block before the feature layer, bipartite soft matching folds the ``r`` most
 similar token pairs into size-weighted means (:mod:`ctxcomp.vision.merge`), and later
 blocks weight each merged token's attention by its size (proportional attention). ``r`` is
-spread evenly over the blocks so the feature layer holds exactly the budget. Merging
-happens while the encoder runs, so this method takes pictures and needs an encoder.
+spread evenly over the blocks from ``start`` (0: every block, as in the paper) to the
+feature layer, so the feature layer holds exactly the budget. A later ``start`` leaves the
+first blocks unmerged: the encoder saves less time, the tokens stay closer to the
+unmerged ones. Merging happens while the encoder runs, so this method takes pictures and
+needs an encoder.
 """
 
 from __future__ import annotations
@@ -30,17 +33,38 @@ class ToMe(VisualTokenPruner):
     SigLIP, DINOv2) down to the budget at the encoder's feature layer."""
 
     name: ClassVar[str] = "tome"
+    drops: ClassVar[bool] = False
 
-    def __init__(self, encoder: VisionEncoder | None = None, *, prop_attn: bool = True) -> None:
+    def __init__(
+        self, encoder: VisionEncoder | None = None, *, prop_attn: bool = True, start: int = 0
+    ) -> None:
         super().__init__(encoder)
         self.prop_attn = bool(prop_attn)
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise InputError(f"tome start must be a block index >= 0, got {start!r}")
+        if encoder is not None and start >= encoder.depth:
+            raise InputError(
+                f"tome start {start} leaves no block to merge in: the encoder has "
+                f"{encoder.depth} blocks before its feature layer"
+            )
+        self.start = start
 
     def method_config(self) -> dict[str, Any]:
-        return {"prop_attn": self.prop_attn}
+        return {"prop_attn": self.prop_attn, **({"start": self.start} if self.start else {})}
 
     def plan(self, n: int, k: int, depth: int) -> tuple[list[int], list[float] | None]:
         """Merges per block (and DyMU's thresholds) taking ``n`` patches to ``k``."""
-        return schedule(n, min(k, n), depth), None
+        start = min(self.start, depth - 1)
+        return [0] * start + schedule(n, min(k, n), depth - start), None
+
+    def count_note(self, got: int, k: int, depth: int) -> str | None:
+        """A note when a picture ends with more tokens than the budget."""
+        if got <= k:
+            return None
+        return (
+            f"{got} tokens left: merging at most half the tokens per block cannot reach {k} "
+            f"in {depth - min(self.start, depth - 1)} blocks"
+        )
 
     def inputs(self, prompt: Any) -> tuple[Any, ...]:
         if isinstance(prompt, VisualTokens) or (
@@ -78,12 +102,8 @@ class ToMe(VisualTokenPruner):
                 [requests[i].inputs[0] for i in idx], sched, thr, prop_attn=self.prop_attn
             )
             for i, m in zip(idx, merged):
-                notes = []
-                if m.features.shape[0] > k:
-                    notes.append(
-                        f"{m.features.shape[0]} tokens left: merging at most half the tokens "
-                        f"per block cannot reach {k} in {enc.depth} blocks"
-                    )
+                note = self.count_note(int(m.features.shape[0]), k, enc.depth)
+                notes = [note] if note else []
                 out[i] = self.result(
                     m.assignment, requests[i], notes, grid=m.grid, rows=m.features, cls=m.cls
                 )

@@ -71,6 +71,23 @@ def test_calibrate_then_dymu(encoder_dir: Path, pictures: list[Path], tmp_path: 
             "--model", encoder_dir, "--image-size", "56", "--json")  # fmt: skip
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout.strip())["compressed_tokens"] <= 16
+    r = run("vision", "prune", pictures[1], "--method", "dymu", "--thresholds", th, "--cap",
+            "--target-tokens", "3", "--model", encoder_dir, "--image-size", "56", "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.strip())["compressed_tokens"] <= 3
+
+
+def test_recycle_and_tome_start(encoder_dir: Path, pictures: list[Path]) -> None:
+    base = ("--model", encoder_dir, "--image-size", "56", "--json")
+    r = run("vision", "prune", pictures[0], "--method", "divprune", "--recycle", "merge",
+            "--target-tokens", "5", *base)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout.strip())
+    assert row["compressed_tokens"] == 5 and sum(row["sizes"]) == 16 and row["dropped"] == 0
+    r = run("vision", "prune", pictures[0], "--method", "tome", "--start", "1", "--ratio", "0.25",
+            *base)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.strip())["compressed_tokens"] == 4
 
 
 def test_methods_and_errors(encoder_dir: Path, pictures: list[Path], tmp_path: Path) -> None:
@@ -84,6 +101,10 @@ def test_methods_and_errors(encoder_dir: Path, pictures: list[Path], tmp_path: P
         (("vision", "prune", pictures[0], "--ratio", "0.5", "--method", "nope", *base), "unknown visual method"),
         (("vision", "prune", pictures[0], "--ratio", "0.5", "--method", "dymu", *base), "--thresholds"),
         (("vision", "prune", pictures[0], "--ratio", "0.5", "--image-size", "50", "--model", encoder_dir), "multiple of the patch size"),
+        (("vision", "prune", pictures[0], "--ratio", "0.5", "--recycle", "all", *base), "recycle must be one of"),
+        (("vision", "prune", pictures[0], "--ratio", "0.5", "--method", "pooling", "--recycle", "merge", *base), "drops no tokens"),
+        (("vision", "prune", pictures[0], "--ratio", "0.5", "--start", "2", *base), "--start is a tome option"),
+        (("vision", "prune", pictures[0], "--ratio", "0.5", "--cap", *base), "--cap is a dymu option"),
     ]  # fmt: skip
     for args, message in cases:
         r = run(*args)

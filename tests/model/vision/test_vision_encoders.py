@@ -111,8 +111,41 @@ def test_dymu_adapts_to_the_picture_and_batches_consistently() -> None:
         one = dymu.compress(pic, ratio=1.0)
         np.testing.assert_array_equal(one.assignment, r.assignment)
         torch.testing.assert_close(one.features, r.features, rtol=1e-4, atol=1e-4)
-    capped = dymu.compress_batch(pics, target_tokens=5)  # the budget caps every picture
-    assert all(r.compressed_tokens <= 5 for r in capped)
+    free = dymu.compress_batch(pics, target_tokens=5)  # uncapped: the thresholds decide
+    assert [r.compressed_tokens for r in free] == counts
+    assert any("cap=True" in n for r in free if r.compressed_tokens > 5 for n in r.notes)
+    capped = DyMU(enc, thresholds=dymu.thresholds, cap=True)
+    assert capped.config_hash != dymu.config_hash
+    assert all(r.compressed_tokens <= 5 for r in capped.compress_batch(pics, target_tokens=5))
+
+
+def test_dymu_keeps_the_calibrated_ratio_on_average() -> None:
+    """On the batch it was calibrated on, DyMU merges the same pairs as the calibration:
+    the mean count is the budget (pictures differ: the count follows the picture)."""
+    enc = VisionEncoder(build("dinov2"), batch_size=8)
+    cal = pictures(8, seed=3)
+    dymu = DyMU.calibrate(enc, cal, ratio=0.5)
+    counts = [r.compressed_tokens for r in dymu.compress_batch(cal, ratio=0.5)]
+    assert np.mean(counts) == pytest.approx(8, abs=0.5) and len(set(counts)) > 1
+
+
+@pytest.mark.parametrize("start", [1, 2])
+def test_tome_start_leaves_the_first_blocks_alone(start: int) -> None:
+    model = build("dinov2")
+    enc = VisionEncoder(model)
+    tome = compressors.create("tome", encoder=enc, start=start)
+    sched, _ = tome.plan(16, 4, enc.depth)
+    assert sched[:start] == [0] * start and sum(sched) == 12
+    assert tome.config_hash != compressors.create("tome", encoder=enc).config_hash
+    r = tome.compress(pictures(2)[1], target_tokens=4)
+    assert r.compressed_tokens == 4 and r.sizes.sum() == 16
+    with TokenMerging(model, sched) as tm, torch.inference_mode():
+        model(pixel_values=enc.pixels(enc.pictures(pictures(2)[1:])))
+        assert all(not st.merged for st in tm.history[: start + 1])
+    with pytest.raises(ctxcomp.InputError, match="leaves no block"):
+        compressors.create("tome", encoder=enc, start=4)
+    with pytest.raises(ctxcomp.InputError, match="start"):
+        compressors.create("tome", encoder=enc, start=-1)
 
 
 def test_vtc_cls_with_an_encoder_and_without_cls() -> None:

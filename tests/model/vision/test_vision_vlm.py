@@ -1,7 +1,8 @@
 """Pruning inside tiny random-config LLaVA, LLaVA-OneVision and Qwen2-VL models: the LLM's
 sequence gets shorter, generation runs, and with nothing pruned it equals the model's own
 generation; Qwen2-VL's kept tokens keep their M-RoPE positions; FastV shortens the cache
-of the layers after K only."""
+of the layers after K only; merged tokens get proportional attention (each key weighs its
+size) in the prefill and the decoding steps alike."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import ctxcomp
 
 torch = pytest.importorskip("torch")
 
+from ctxcomp.vision.hf.prop_attn import SizeBias  # noqa: E402
 from ctxcomp.vision.hf.vlm import PrunedVLM  # noqa: E402
 
 GEN = dict(max_new_tokens=5, do_sample=False)
@@ -84,6 +86,22 @@ def test_llava_pruning_shortens_the_llm_sequence(llava: Any, method: str) -> Non
     torch.testing.assert_close(emb, r.features.to(emb))
     if method != "tome":  # post-projector methods: rows are (means of) projected features
         torch.testing.assert_close(r.features, r.apply(feats))
+
+
+@pytest.mark.parametrize("method", ["random", "divprune", "vtc-cls"])
+def test_llava_recycling_keeps_the_budget_and_every_token(llava: Any, method: str) -> None:
+    inputs = llava_inputs(batch=2, pad=True)
+    vlm = PrunedVLM(llava, method, ratio=0.5, recycle="merge")
+    prep = vlm.prepare(**inputs)
+    feats = llava.model.get_image_features(pixel_values=inputs["pixel_values"]).pooler_output
+    for b, r in enumerate(prep.results):
+        assert r.compressed_tokens == 8 and r.sizes.sum() == 16 and r.dropped.size == 0
+        torch.testing.assert_close(r.features, r.apply(feats[b]))  # group means
+    assert int((prep.kwargs["input_ids"] == 99).sum()) == 16
+    gen = vlm.generate(**inputs, **GEN)
+    assert gen.shape == (2, inputs["input_ids"].shape[1] + GEN["max_new_tokens"])
+    with pytest.raises(ctxcomp.InputError, match="cannot recycle"):
+        PrunedVLM(llava, "fastv", ratio=0.5, recycle="merge")(**inputs)
 
 
 def test_llava_generation_is_deterministic(llava: Any) -> None:
@@ -228,3 +246,72 @@ def test_tome_in_llava_counts_the_real_input_patches() -> None:
     r = prep.results[0]
     assert (r.original_tokens, r.compressed_tokens, r.grid) == (16, 8, (4, 4))
     assert r.sizes.sum() == 16
+
+
+# -- proportional attention for merged tokens ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def eager(make_llava: Any) -> Any:
+    m = make_llava()
+    m.set_attn_implementation("eager")
+    return m
+
+
+def lm_kwargs(prep: Any) -> dict[str, Any]:
+    return {k: v for k, v in prep.kwargs.items() if k != "input_ids"}
+
+
+def test_attention_weights_scale_with_token_sizes(eager: Any) -> None:
+    inputs = llava_inputs(batch=2, pad=True)
+    vlm = PrunedVLM(eager, "pooling", ratio=0.25)
+    prep = vlm.prepare(**inputs)
+    assert prep.sizes is not None and set(prep.sizes.unique().tolist()) == {1.0, 4.0}
+    kw = lm_kwargs(prep)
+    with torch.inference_mode():
+        plain = eager(**kw, output_attentions=True).attentions[0]
+        with SizeBias(eager.model.language_model, prep.sizes):
+            prop = eager(**kw, output_attentions=True).attentions[0]
+    s = prep.sizes[:, None, None, :]
+    expect = plain * s / (plain * s).sum(-1, keepdim=True)
+    real = prep.kwargs["attention_mask"].bool()  # padded queries attend to nothing real
+    torch.testing.assert_close(prop[real[:, None, :, None].expand_as(prop)],
+                               expect[real[:, None, :, None].expand_as(prop)],
+                               rtol=1e-4, atol=1e-6)  # fmt: skip
+
+
+def test_sdpa_matches_eager_and_decoding_matches_the_prefill(llava: Any, eager: Any) -> None:
+    inputs = llava_inputs(batch=2, pad=True)
+    kwargs: dict[str, Any] = {"ratio": 0.25, "recycle": "merge"}
+    sd, ea = PrunedVLM(llava, "divprune", **kwargs), PrunedVLM(eager, "divprune", **kwargs)
+    with torch.inference_mode():
+        a = sd(**inputs).logits
+        b = ea(**inputs).logits
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+        plain = PrunedVLM(llava, "divprune", prop_attn=False, **kwargs)(**inputs).logits
+        assert not torch.allclose(a, plain, atol=1e-3)  # the bias changes the model's view
+        # decoding over the cache sees the same bias as a full forward over prompt + tokens
+        gen = sd.generate(**inputs, max_new_tokens=2, do_sample=False)
+        prep = sd.prepare(**inputs)
+        n = inputs["input_ids"].shape[1]
+        assert torch.equal(gen[:, n], a[:, -1].argmax(-1))
+        ids = torch.cat([prep.kwargs["input_ids"], gen[:, n : n + 1]], dim=1)
+        emb = torch.cat(
+            [prep.kwargs["inputs_embeds"], llava.get_input_embeddings()(gen[:, n : n + 1])], 1
+        )
+        mask = torch.cat([prep.kwargs["attention_mask"], torch.ones_like(gen[:, n : n + 1])], 1)
+        sizes = torch.cat([prep.sizes, torch.ones(2, 1)], dim=1)
+        with SizeBias(llava.model.language_model, sizes):
+            full = llava(inputs_embeds=emb, attention_mask=mask).logits
+        assert ids.shape == emb.shape[:2]
+        assert torch.equal(gen[:, n + 1], full[:, -1].argmax(-1))
+
+
+def test_no_merge_no_hooks_and_errors(llava: Any) -> None:
+    inputs = llava_inputs(batch=2, pad=True)
+    ref = llava.generate(**inputs, **GEN)
+    assert torch.equal(PrunedVLM(llava, "pooling", ratio=1.0).generate(**inputs, **GEN), ref)
+    with pytest.raises(ctxcomp.InputError, match="positive token counts"):
+        SizeBias(llava.model.language_model, torch.zeros(1, 3))
+    with pytest.raises(ctxcomp.InputError, match="no decoder layers"):
+        SizeBias(torch.nn.Linear(2, 2), torch.ones(1, 3))
