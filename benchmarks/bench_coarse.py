@@ -56,7 +56,7 @@ def main() -> None:
     t_coarse, t_fine, t_c2f = [], [], []
     for _ in range(a.runs):
         t0 = time.perf_counter()
-        c2f._coarse(
+        c2f.coarse_plan(
             [ctxcomp.Document(d) for d in docs], question, reader.count(question), b, reader
         )
         t_coarse.append(time.perf_counter() - t0)

@@ -91,13 +91,13 @@ class Side:
             )
             # time the model call itself, as on llmlingua's side: ctxcomp's batching,
             # padding and softmax count as "other"
-            m = self.comp._model
-            if m._runner is not None:
-                self.timer = _Timed(m._runner)
-                m._runner = self.timer
-            else:
-                self.timer = _Timed(m.model.forward)
-                m.model.forward = self.timer
+            self.timer = _Timed(lambda *a, **k: None)
+
+            def timed(forward: Any) -> Any:
+                self.timer = _Timed(forward)
+                return self.timer
+
+            self.comp.classifier.wrap_forward(timed)
 
     def run(self, text: str) -> tuple[float, float, Any]:
         self.timer.total = 0.0
@@ -173,7 +173,7 @@ def main() -> None:
     ap.add_argument("--worker-size", type=int, default=32000, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.fast == "auto":
-        from ctxcomp.compressors._hf import cpu_has_bf16
+        from ctxcomp.backends.onednn import cpu_has_bf16
 
         args.fast = "torch-bf16" if cpu_has_bf16() else "onnx"
     if args.worker:

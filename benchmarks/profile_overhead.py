@@ -32,6 +32,8 @@ def main() -> None:
     import torch
 
     import ctxcomp
+    import ctxcomp.compressors.token_classifier.compressor as tc_compressor
+    import ctxcomp.compressors.token_classifier.selection as tc_selection
     import ctxcomp.selection as sel
 
     torch.set_num_threads(a.threads)
@@ -43,16 +45,18 @@ def main() -> None:
             str(_setup.checkpoint_dir()), device="cpu", score_memo_bytes=0
         )
         acc: dict[str, float] = collections.defaultdict(float)
-        inner = comp._model.model.forward
         memo: dict[tuple[int, ...], Any] = {}
 
-        def forward(*args: Any, _inner: Any = inner, _memo: Any = memo, **kw: Any) -> Any:
-            key = tuple(kw["input_ids"].shape)
-            if key not in _memo:
-                _memo[key] = _inner(*args, **kw)
-            return _memo[key]
+        def memoised(inner: Any, _memo: Any = memo) -> Any:
+            def forward(*args: Any, **kw: Any) -> Any:
+                key = tuple(kw["input_ids"].shape)
+                if key not in _memo:
+                    _memo[key] = inner(*args, **kw)
+                return _memo[key]
 
-        comp._model.model.forward = forward
+            return forward
+
+        comp.classifier.wrap_forward(memoised)
 
         def wrap(obj: Any, name: str, label: str, _acc: Any = acc) -> None:
             f = getattr(obj, name)
@@ -66,12 +70,12 @@ def main() -> None:
 
             setattr(obj, name, timed)
 
-        wrap(comp, "_analyse", "analysis (all)")
-        wrap(comp, "_tokenize", "  encoder tokenizer + conversion")
-        wrap(comp, "_score", "scoring (batching, padding, softmax)")
-        wrap(comp, "_select", "selection (all)")
+        wrap(comp.analyzer, "analyse", "analysis (all)")
+        wrap(comp.analyzer, "tokenize", "  encoder tokenizer + conversion")
+        wrap(comp.scorer, "score", "scoring (batching, padding, softmax)")
+        wrap(tc_compressor, "select", "selection (all)")
         wrap(sel, "render", "  rendering (probes and final)")
-        wrap(comp, "_result", "  result objects")
+        wrap(tc_selection, "build_result", "  result objects")
         for _ in range(3):
             comp.compress(text, ratio=0.33)
         acc.clear()

@@ -24,6 +24,14 @@ MOVED: dict[str, tuple[str, ...]] = {
     "ctxcomp.cli_latent": ("ctxcomp.cli.latent",),
     "ctxcomp.cli_serve": ("ctxcomp.cli.serve",),
     "ctxcomp.cli_cascade": ("ctxcomp.cli.cascade",),
+    # the token classifier's backends, one module each
+    "ctxcomp.compressors._hf": (
+        "ctxcomp.backends.hf",
+        "ctxcomp.backends.onednn",
+        "ctxcomp.backends.tracing",
+        "ctxcomp.backends.device",
+    ),
+    "ctxcomp.compressors._onnx": ("ctxcomp.backends.onnx",),
 }
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from .budget import Budget
 from .compressors.base import Compressor, ProgressCallback
+from .core.compressor import Compressor as AnyCompressor
 from .errors import InputError
 from .result import CompressionResult, PromptInput
 from .tokens import DEFAULT_READER, ReaderTokenizer
@@ -14,7 +15,7 @@ from .validate import check_question
 
 _DEFAULT_LOCK = threading.Lock()
 _LOADED: dict[tuple[str, str], Compressor] = {}
-_PIPELINES: dict[tuple[str, str], Compressor] = {}
+_PIPELINES: dict[tuple[str, str], AnyCompressor[Any]] = {}
 
 
 def load_compressor(
@@ -48,7 +49,9 @@ def _default_compressor(model: str | None, reader: str | ReaderTokenizer) -> Com
         return _LOADED[key]
 
 
-def _pipeline_for(model: str | None, reader: str | ReaderTokenizer) -> Compressor:
+def _pipeline_for(
+    model: str | None, reader: str | ReaderTokenizer
+) -> AnyCompressor[Any]:
     """The middleware for (model, reader), built once per process: the embedded default
     model (or ``model``) as the fine stage, and the question-aware coarse stage."""
     if not isinstance(reader, str):
@@ -84,8 +87,8 @@ def compress(
     """
     b = Budget.of(ratio, target_tokens, budget)
     check_question(question)  # before any model is loaded
-    if compressor is None:
-        compressor = _pipeline_for(model, reader)
-    elif model is not None:
+    if compressor is not None and model is not None:
         raise InputError("give compressor=... or model=..., not both")
-    return compressor.compress(prompt, budget=b, question=question, progress=progress)
+    comp = compressor if compressor is not None else _pipeline_for(model, reader)
+    out: CompressionResult = comp.compress(prompt, budget=b, question=question, progress=progress)
+    return out

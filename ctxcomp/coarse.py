@@ -21,7 +21,8 @@ import numpy as np
 
 from .budget import Budget
 from .compressors.base import Compressor, Guidance, ProgressCallback
-from .compressors.token_classifier import TokenClassifierCompressor
+from .core.request import Request
+from .core.stage import FineStage
 from .errors import InputError
 from .rankers import BiEncoderRanker, Ranker, sentence_spans
 from .relevance import RelevanceOptions, combine, kind_mask, wanted_kinds
@@ -41,7 +42,7 @@ class CoarseToFineCompressor(Compressor):
 
     def __init__(
         self,
-        fine: TokenClassifierCompressor,
+        fine: FineStage,
         ranker: Ranker | None = None,
         *,
         order: str = "original",
@@ -113,30 +114,37 @@ class CoarseToFineCompressor(Compressor):
                 notes=("no question given: compressed question-agnostically (token level only)",)
             )
             return self._relabel(
-                self.fine._compress_requests(requests, b, [g] * len(requests), progress)
+                self.fine.run_guided(
+                    [Request(tuple(d), b) for d in requests], [g] * len(requests), progress=progress
+                )
             )
-        reader = self.fine._reader
+        reader = self.fine.reader_tokenizer
         q_tokens = reader.count(question)
         out: list[CompressionResult] = []
         plans = []
         for docs in requests:
-            perm, guidance = self._coarse(docs, question, q_tokens, b, reader)
+            perm, guidance = self.coarse_plan(docs, question, q_tokens, b, reader)
             plans.append((perm, guidance))
         permuted = [[docs[j] for j in perm] for docs, (perm, _) in zip(requests, plans)]
-        results = self.fine._compress_requests(permuted, b, [g for _, g in plans], progress)
+        results = self.fine.run_guided(
+            [Request(tuple(p), b) for p in permuted], [g for _, g in plans], progress=progress
+        )
         for (perm, _), r in zip(plans, results):
             out.append(self._unpermute(r, perm))
         return self._relabel(out)
 
     # -- coarse stage -----------------------------------------------------------------
 
-    def _coarse(
+    def coarse_plan(
         self, docs: list[Document], question: str, q_tokens: int, b: Budget, reader: Any
     ) -> tuple[list[int], Guidance]:
+        """The coarse stage alone for one request: the order the fine stage sees the
+        documents in (a permutation) and the guidance it gets (``q_tokens``: the question's
+        length in ``reader`` tokens)."""
         n = len(docs)
         texts = [d.text for d in docs]
         counts = count_many(reader, texts)
-        total = reader.count(self.fine.options.separator.join(texts))
+        total = reader.count(self.fine.separator.join(texts))
         target = b.resolve(total)
         notes: list[str] = []
         if q_tokens >= target:
@@ -293,8 +301,8 @@ class CoarseToFineCompressor(Compressor):
             embed,
             self.ranker.fingerprint(),
             self._vectors,
-            self.fine.cache,
-            self.fine.namespace,
+            getattr(self.fine, "cache", None),
+            getattr(self.fine, "namespace", "default"),
         )
 
     def _combined(

@@ -249,11 +249,11 @@ def build(
     else:
         c = config.merged(overrides)
     method = create_method(c)
-    # (the name test goes with the text compressors' move onto the stage protocol)
-    fine = isinstance(method, FineStage) or type(method).__name__ == "TokenClassifierCompressor"
-    if c.coarse is False or c.ranker == "none" or (c.coarse is None and not fine):
+    if c.coarse is False or c.ranker == "none":
         return method
-    if not fine:
+    if not isinstance(method, FineStage):
+        if c.coarse is None:
+            return method
         raise InputError(
             f"coarse=true: the coarse stage works in front of a text method; {c.method!r} is "
             f"a {getattr(method, 'kind', 'other')} method"
@@ -340,9 +340,9 @@ def _ranker(c: PipelineConfig) -> Any:
                 return self._get().embed(texts)
 
             def fingerprint(self) -> str:
-                from .rankers import _model_id, default_embedding_model
+                from .rankers import default_embedding_model, model_id
 
-                return f"bi-encoder:{_model_id(c.ranker_model or default_embedding_model())}"
+                return f"bi-encoder:{model_id(c.ranker_model or default_embedding_model())}"
 
         return _Lazy()
     if c.ranker == "cross-encoder":

@@ -70,7 +70,7 @@ class Ranker(Protocol):
     def fingerprint(self) -> str: ...
 
 
-def _model_id(model: str) -> str:
+def model_id(model: str) -> str:
     """A local model directory by content (configs in full, weights by size and ends:
     ``file_fingerprint``), memoised per directory state; a hub id as it is."""
     if os.path.isdir(model):
@@ -84,7 +84,7 @@ def _model_id(model: str) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _dir_digest(path: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
-    from .compressors.token_classifier import file_fingerprint
+    from .core.fingerprint import file_fingerprint
 
     return file_fingerprint(path)
 
@@ -103,7 +103,7 @@ class BiEncoderRanker:
         self.batch_size = batch_size
 
     def fingerprint(self) -> str:
-        return f"{self.name}:{_model_id(self.model_name)}"
+        return f"{self.name}:{model_id(self.model_name)}"
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-norm embeddings, one row per text. Texts are embedded in groups of equal
@@ -186,7 +186,7 @@ class CrossEncoderRanker:
         self.batch_size = batch_size
 
     def fingerprint(self) -> str:
-        return f"{self.name}:{_model_id(self.model_name)}"
+        return f"{self.name}:{model_id(self.model_name)}"
 
     def score(self, question: str, texts: Sequence[str]) -> np.ndarray:
         if not texts:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import Budget, Compressor, CtxcompError
+from ..core.compressor import Compressor as AnyCompressor
 from .output import result_fields
 from .resume import KIND, REASON, STATUS
 from .schema import META, QUESTION, RESULT_COLUMNS, TEXT, pyarrow
@@ -90,7 +91,9 @@ class CompressActor:
         if factory is None:
             from .. import PipelineConfig, build_pipeline
 
-            self.compressor: Compressor = build_pipeline(PipelineConfig.from_mapping(cfg))
+            self.compressor: AnyCompressor[Any] = build_pipeline(
+                PipelineConfig.from_mapping(cfg)
+            )
         else:
             self.compressor = factory(cfg)
         self.budget = budget
@@ -117,7 +120,7 @@ def _groups(questions: list[str | None], size: int) -> Iterator[list[int]]:
         yield group
 
 
-def compress_table(comp: Compressor, batch: Any, budget: Budget, rows_per_call: int = 1) -> Any:
+def compress_table(comp: AnyCompressor[Any], batch: Any, budget: Budget, rows_per_call: int = 1) -> Any:
     """Compress every row of an internal batch (see :mod:`ctxcomp.batch.schema`).
 
     With ``rows_per_call`` 1 (the default) each row is one ``compress`` call, exactly what
@@ -148,7 +151,7 @@ def compress_table(comp: Compressor, batch: Any, budget: Budget, rows_per_call: 
     return table
 
 
-def _one(comp: Compressor, text: str, budget: Budget, question: str | None) -> Any:
+def _one(comp: AnyCompressor[Any], text: str, budget: Budget, question: str | None) -> Any:
     try:
         return comp.compress(text, budget=budget, question=question)
     except CtxcompError as exc:

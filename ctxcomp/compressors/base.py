@@ -5,66 +5,32 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from abc import abstractmethod
+from collections.abc import Sequence
 from typing import Any
 
 from ..budget import Budget
+from ..core.compressor import Compressor as CoreCompressor
+from ..core.compressor import ProgressCallback
+from ..core.request import Request
+from ..core.stage import ExcludeSpans, Guidance, UnitBias
 from ..errors import InputError
 from ..result import CompressionResult, Document, PromptInput, as_documents
 from ..tokens import DEFAULT_READER, ReaderTokenizer
 from ..validate import check_question
 
-ProgressCallback = Callable[[int, int], None]
-# (document index, document text, unit starts, unit ends) -> additive score per unit
-UnitBias = Callable[[int, str, Any, Any], Any]
-# (document index, document text) -> character spans whose units must not be kept
-ExcludeSpans = Callable[[int, str], list[tuple[int, int]]]
+__all__ = ["Compressor", "ExcludeSpans", "Guidance", "ProgressCallback", "UnitBias"]
 
 
-@dataclass(frozen=True)
-class Guidance:
-    """What a coarse stage tells a fine compressor about one request.
+class Compressor(CoreCompressor[CompressionResult]):
+    """Base class of the text compressors (on the generic contract, :mod:`ctxcomp.core`).
 
-    ``drop`` maps a document index to the reason it was removed before scoring;
-    ``bias`` shifts unit scores (e.g. by document rank and sentence relevance) so the single
-    global budget spends more on what matters; ``exclude`` removes sentence spans;
-    ``info`` carries per-document (relevance, rank) for the result.
-    """
-
-    notes: tuple[str, ...] = ()
-    drop: Mapping[int, str] = field(default_factory=dict)
-    bias: UnitBias | None = None
-    exclude: ExcludeSpans | None = None
-    info: Mapping[int, tuple[float, int]] = field(default_factory=dict)
-    shortened: Mapping[int, str] = field(default_factory=dict)
-    question_aware: bool = False
-
-    def doc_info(
-        self, i: int, *, dropped_by_budget: bool, unchanged: bool = False
-    ) -> dict[str, Any]:
-        rel, rank = self.info.get(i, (None, None))
-        if i in self.drop:
-            reason: str | None = self.drop[i]
-        elif dropped_by_budget:
-            reason = "dropped by the token budget"
-        elif unchanged:
-            reason = None
-        else:
-            reason = self.shortened.get(i)
-        return {"relevance": rel, "rank": rank, "reason": reason}
-
-
-class Compressor(ABC):
-    """Base class of every compressor.
-
-    Subclasses implement :meth:`compress_batch`; :meth:`compress` and :meth:`acompress` are
-    derived from it. ``config`` returns everything that determines the output, and
+    Subclasses implement :meth:`compress_batch` (or :meth:`run`, the generic contract's one
+    method); :meth:`compress` and :meth:`acompress` are derived from it. ``config`` returns everything that determines the output, and
     ``config_hash`` is its stable digest: results, cache keys and eval rows carry it.
     """
 
-    name: str = "compressor"
+    name = "compressor"
 
     def __init__(self, *, reader: str | ReaderTokenizer = DEFAULT_READER) -> None:
         self.reader = reader
@@ -72,6 +38,32 @@ class Compressor(ABC):
     @abstractmethod
     def config(self) -> dict[str, Any]:
         """JSON-serialisable description of everything that determines the output."""
+
+    def run(
+        self, requests: Sequence[Request], *, progress: ProgressCallback | None = None
+    ) -> list[CompressionResult]:
+        """The generic contract's method for a compressor written against
+        :meth:`compress_batch`: runs of requests with the same budget and question go to
+        one ``compress_batch`` call each, in order."""
+        out: list[CompressionResult] = []
+        i = 0
+        while i < len(requests):
+            first = requests[i]
+            j = i + 1
+            while (
+                j < len(requests)
+                and requests[j].budget == first.budget
+                and requests[j].question == first.question
+            ):
+                j += 1
+            out += self.compress_batch(
+                [list(r.documents) for r in requests[i:j]],
+                budget=first.budget,
+                question=first.question,
+                progress=progress,
+            )
+            i = j
+        return out
 
     @property
     def config_hash(self) -> str:

@@ -2,7 +2,7 @@
 
 A coarse stage (``ctxcomp.CoarseToFineCompressor``: rank documents and sentences by a
 question) works in front of ANY text compressor that is a :class:`FineStage`: it counts
-in the fine stage's :attr:`~FineStage.reader`, joins documents with its
+in the fine stage's :attr:`~FineStage.reader_tokenizer`, joins documents with its
 :attr:`~FineStage.separator`, and hands it one :class:`Guidance` per request through
 :meth:`~FineStage.run_guided`. The fine stage selects under each request's one budget with
 the guidance applied (documents dropped, unit scores raised, sentences excluded).
@@ -67,9 +67,11 @@ class FineStage(Protocol):
     """A text compressor a coarse stage can steer (the token classifier is one)."""
 
     name: str
+    # the reader as configured (a tokenizer name or object); results name it
+    reader: str | ReaderTokenizer
 
     @property
-    def reader(self) -> ReaderTokenizer:
+    def reader_tokenizer(self) -> ReaderTokenizer:
         """The tokenizer budgets are counted in."""
         ...
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import ctxcomp
-from ctxcomp.compressors import _onnx
+from ctxcomp.backends import onnx as onnx_backend
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -66,14 +66,14 @@ def test_onnx_probabilities_match_torch(tiny_xlmr, onnx_cache):
 def test_onnx_export_is_cached(tiny_bert, onnx_cache, monkeypatch):
     model, tok = tiny_bert
     comp = ctxcomp.TokenClassifierCompressor(model, tok, device="cpu", backend="onnx")
-    path = _onnx.model_dir(comp.model_info["fingerprint"], "onnx") / "model.onnx"
+    path = onnx_backend.model_dir(comp.model_info["fingerprint"], "onnx") / "model.onnx"
     assert path.is_file() and path.parent.parent == onnx_cache / "onnx"
     assert not [p for p in (onnx_cache / "onnx").iterdir() if p.name.startswith(".")]
 
     def boom(*_a, **_k):
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(_onnx, "_export", boom)
+    monkeypatch.setattr(onnx_backend, "_export", boom)
     ctxcomp.TokenClassifierCompressor(model, tok, device="cpu", backend="onnx")
 
 
@@ -91,16 +91,16 @@ def test_missing_onnxruntime_hint(tiny_bert, monkeypatch):
 
 
 def test_import_does_not_load_onnxruntime():
-    code = "import sys, ctxcomp, ctxcomp.compressors._onnx; print('onnxruntime' in sys.modules, 'torch' in sys.modules)"
+    code = "import sys, ctxcomp, ctxcomp.backends.onnx; print('onnxruntime' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
 
 def test_bf16_backend_says_when_the_cpu_emulates_it(tiny_bert, monkeypatch):
-    from ctxcomp.compressors import _hf
+    from ctxcomp.backends import onednn
 
     model, tok = tiny_bert
-    monkeypatch.setattr(_hf, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(onednn, "cpu_has_bf16", lambda: False)
     with pytest.warns(RuntimeWarning, match="no native bfloat16"):
         comp = ctxcomp.TokenClassifierCompressor(model, tok, device="cpu", backend="torch-bf16")
     torch = pytest.importorskip("torch")
@@ -111,20 +111,20 @@ def test_bf16_backend_says_when_the_cpu_emulates_it(tiny_bert, monkeypatch):
 def test_auto_backend_resolves_by_cpu(tiny_bert, monkeypatch):
     """ "auto" is bf16 on CPUs that compute it natively and fp32 elsewhere; the resolved
     backend is what the config (and so the cache key) records."""
-    from ctxcomp.compressors import _hf
+    from ctxcomp.backends import onednn
 
     model, tok = tiny_bert
-    monkeypatch.setattr(_hf, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(onednn, "cpu_has_bf16", lambda: False)
     plain = ctxcomp.TokenClassifierCompressor(model, tok, device="cpu", backend="auto")
     assert plain.model_info["backend"] == "torch"
-    monkeypatch.setattr(_hf, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(onednn, "cpu_has_bf16", lambda: True)
     fast = ctxcomp.TokenClassifierCompressor(model, tok, device="cpu", backend="auto")
     assert fast.model_info["backend"] == "torch-bf16"
     assert plain.config_hash != fast.config_hash
 
 
 def test_embedded_default_uses_auto_unless_told():
-    from ctxcomp.compressors._hf import cpu_has_bf16
+    from ctxcomp.backends.onednn import cpu_has_bf16
     from ctxcomp.models import load_default
 
     want = "torch-bf16" if cpu_has_bf16() else "torch"
@@ -140,14 +140,14 @@ def test_bf16_runs_through_onednn_graph_where_native(tiny_bert):
     """On CPUs with native bf16 the bf16 backend runs a oneDNN Graph trace; it serves any
     batch shape and matches eager bf16 within bfloat16 noise."""
     torch = pytest.importorskip("torch")
-    from ctxcomp.compressors import _hf
+    from ctxcomp.backends import onednn
 
-    if not _hf.cpu_has_bf16():
+    if not onednn.cpu_has_bf16():
         pytest.skip("this CPU has no native bfloat16")
     model, tok = tiny_bert
     comp = ctxcomp.TokenClassifierCompressor(model, tok, device="cpu", backend="torch-bf16")
     m = comp._model
-    assert isinstance(m._runner, _hf._OneDNNGraph)
+    assert isinstance(m.runner, onednn.OneDNNGraph)
     assert next(model.parameters()).dtype == torch.float32  # the caller's model: untouched
     rng = np.random.default_rng(0)
     windows = [rng.integers(5, 500, size=n).astype(np.int64) for n in (7, 130, 40, 1, 64)]
@@ -165,17 +165,17 @@ def test_onednn_graph_results_do_not_depend_on_history():
     default model). The runner gives the same probabilities for the same windows whatever
     the process ran before: first call or later, after dozens of other shapes."""
     pytest.importorskip("torch")
-    from ctxcomp.compressors import _hf
+    from ctxcomp.backends import onednn
     from ctxcomp.models import load_default
 
-    if not _hf.cpu_has_bf16():
+    if not onednn.cpu_has_bf16():
         pytest.skip("this CPU has no native bfloat16")
     rng = np.random.default_rng(1)
     windows = [rng.integers(1000, 5000, size=n).astype(np.int64) for n in (300, 90, 200)]
 
     def fresh():
         m = load_default(backend="torch-bf16")._model
-        assert isinstance(m._runner, _hf._OneDNNGraph)
+        assert isinstance(m.runner, onednn.OneDNNGraph)
         return m
 
     first = fresh().predict(windows)

@@ -277,7 +277,7 @@ def test_block_tokenisation_equals_whole_text(request, which, essays):
     comp = request.getfixturevalue(which)
     text = next(iter(essays.values()))[:30_000]
     text += "\n\n  Tabs\tand  double  spaces,\r\nCRLF lines, 北京欢迎你。 emoji 🙂 end.\n" * 20
-    ids, offs, wids, _ = comp._tokenize(text)
+    ids, offs, wids, _ = comp.analyzer.tokenize(text)
     enc = comp._tok.encode(text, add_special_tokens=False)
     assert ids.tolist() == list(enc.ids)
     assert [tuple(o) for o in offs.tolist()] == [tuple(o) for o in enc.offsets]
@@ -439,7 +439,7 @@ def test_cached_compressor_memoises_analyses_exactly(minilm_classifier_dir, essa
     the exact text: results equal an uncached compressor's, a one-character edit is a new
     entry, and the LRU never holds more than its token bound."""
     from ctxcomp.cache import MemoryStore, SegmentCache
-    from ctxcomp.compressors.token_classifier import _AnalysisMemo
+    from ctxcomp.compressors.token_classifier.doc import AnalysisMemo
 
     plain = TokenClassifierCompressor(str(minilm_classifier_dir), device="cpu")
     cached = TokenClassifierCompressor(
@@ -449,22 +449,22 @@ def test_cached_compressor_memoises_analyses_exactly(minilm_classifier_dir, essa
     edited = texts[0][:-1] + ("x" if texts[0][-1] != "x" else "y")
     for docs in (texts[:2], texts[1:3], texts[:2], [edited, texts[1]]):
         assert cached.compress(docs, ratio=0.4).text == plain.compress(docs, ratio=0.4).text
-    memo = cached._memo
+    memo = cached.analyzer.memo
     assert memo is not None and edited in memo._d and texts[0] in memo._d
-    small = _AnalysisMemo(max_tokens=1500)
+    small = AnalysisMemo(max_tokens=1500)
     for t in texts:
-        small.put(t, cached._analyse(t))
+        small.put(t, cached.analyzer.analyse(t, cached.options))
         assert small._tokens <= 1500 and small._tokens == sum(d.ids.size for d in small._d.values())
-    assert plain._memo is None  # no cache, no memo
+    assert plain.analyzer.memo is None  # no cache, no memo
 
 
 def _label_lines_reference(plan, scope):
     """label_cover's definition, one line at a time."""
-    from ctxcomp.compressors.token_classifier import _FIELD_LINE
+    from ctxcomp.compressors.token_classifier.shaping import FIELD_LINE
 
     out, found, best = np.zeros(plan.n), [], {}
     for di, t in enumerate(plan.texts):
-        for m in _FIELD_LINE.finditer(t):
+        for m in FIELD_LINE.finditer(t):
             f, v = " ".join(m.group(1).casefold().split()), " ".join(m.group(2).split())
             found.append((di, m.start(1), m.end(2), f, v))
     sizes: dict[str, list[int]] = {}
@@ -495,7 +495,7 @@ def test_label_lines_match_reference(seed):
     import random
     import re
 
-    from ctxcomp.compressors.token_classifier import _label_lines
+    from ctxcomp.compressors.token_classifier.shaping import label_lines
     from ctxcomp.selection import Plan
 
     rng = random.Random(seed)
@@ -538,4 +538,4 @@ def test_label_lines_match_reference(seed):
             nospace_last=z,
         )
         for scope in ("all", "best"):
-            assert np.array_equal(_label_lines(plan, scope), _label_lines_reference(plan, scope))
+            assert np.array_equal(label_lines(plan, scope), _label_lines_reference(plan, scope))

@@ -74,14 +74,14 @@ def test_essays_equal_through_the_compressor(minilm_compressor, essays):
     comp = minilm_compressor
     for text in list(essays.values())[:3]:
         assert plain_text(text)
-        assert comp._words is not None
-        fast = comp._tokenize(text)
-        saved = comp._tok_plain, comp._words
-        comp._tok_plain = comp._words = None
+        assert comp.analyzer.words is not None
+        fast = comp.analyzer.tokenize(text)
+        saved = comp.analyzer.tok_plain, comp.analyzer.words
+        comp.analyzer.tok_plain = comp.analyzer.words = None
         try:
-            slow = comp._tokenize(text)
+            slow = comp.analyzer.tokenize(text)
         finally:
-            comp._tok_plain, comp._words = saved
+            comp.analyzer.tok_plain, comp.analyzer.words = saved
         for x, y in zip(fast[:3], slow[:3]):
             np.testing.assert_array_equal(x, y)
         # the memo path says its offsets hold no whitespace, and they do not
@@ -109,7 +109,7 @@ def test_text_outside_the_alphabet_is_not_plain(text):
 
 
 def test_other_tokenizer_families_take_the_general_path(tiny_xlmr_compressor):
-    assert tiny_xlmr_compressor._tok_plain is None
+    assert tiny_xlmr_compressor.analyzer.tok_plain is None
 
 
 WORDS = ["the", "cat", "Unaffable", "x", "42", "[", "mask", "]", "cls", "##ab", "naive", "—"]
@@ -151,5 +151,5 @@ def test_memo_starts_over_when_full_and_stays_exact(uncased, essays):
 
 def test_word_memo_only_for_bert_wordpiece(minilm_compressor, tiny_xlmr_compressor):
     assert is_wordpiece_bert(minilm_compressor._tok)
-    assert minilm_compressor._words is not None
-    assert tiny_xlmr_compressor._words is None
+    assert minilm_compressor.analyzer.words is not None
+    assert tiny_xlmr_compressor.analyzer.words is None

@@ -199,7 +199,7 @@ def resolve_device_dtype(device: str = "auto", dtype: Any = "auto") -> tuple[str
     """("cuda" when present, else "mps", else "cpu"; bf16 on CUDA GPUs that have it, fp16 on
     other GPUs, fp32 on the CPU) unless given."""
     torch = require("torch")
-    from ...compressors._hf import pick_device
+    from ...backends import pick_device
 
     dev = pick_device(device)
     if dtype != "auto":

@@ -1,46 +1,34 @@
-"""Loading Hugging Face token classifiers and running their forward pass.
+"""The torch backends of the token classifier: loading a Hugging Face token-classification
+checkpoint and running its forward pass ("torch", "torch-bf16", "torch-int8"; "onnx" and
+"onnx-int8" hand the forward to :mod:`ctxcomp.backends.onnx`, the bf16 fast path to
+:mod:`ctxcomp.backends.onednn`).
 
-Only this module imports torch and transformers, and only when a model is loaded.
+torch and transformers are imported when a model is loaded, never at import.
 """
 
 from __future__ import annotations
 
 import bisect
-import contextlib
 import copy
 import hashlib
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .._deps import require
+from ..core.fingerprint import file_fingerprint
 from ..errors import InputError, ModelLoadError
+from . import onednn
+from .device import pick_device
 
 BACKENDS = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8", "auto")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "longformer")
 DEFAULT_WINDOW = 512
-# the oneDNN runner pads lengths to a multiple of this (a bounded set of traced shapes)
-LEN_STEP = 32
-
-
-def pick_device(device: str) -> str:
-    """``"auto"`` means CUDA when present, then Apple MPS, else CPU."""
-    torch = require("torch")
-    if device != "auto":
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise InputError(f"device {device!r} asked for but CUDA is not available")
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 class HFTokenClassifier:
@@ -81,7 +69,9 @@ class HFTokenClassifier:
         self.device = pick_device(device)
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         limit = _position_limit(model.config, tokenizer)
-        native_bf16 = backend in ("auto", "torch-bf16") and self.device == "cpu" and cpu_has_bf16()
+        native_bf16 = (
+            backend in ("auto", "torch-bf16") and self.device == "cpu" and onednn.cpu_has_bf16()
+        )
         if backend == "auto":  # bf16 where the CPU computes it natively; fp16 on CUDA; else fp32
             backend = "torch-bf16" if native_bf16 else "torch"
         self.backend = backend
@@ -103,7 +93,7 @@ class HFTokenClassifier:
                     model, {torch.nn.Linear}, dtype=torch.qint8
                 )
         elif backend in ("onnx", "onnx-int8"):
-            from ._onnx import load_runner  # onnxruntime imported here, not at import
+            from .onnx import load_runner  # onnxruntime imported here, not at import
 
             model = model.to(device="cpu", dtype=torch.float32)
             self._runner = load_runner(model, fingerprint, backend)
@@ -112,7 +102,7 @@ class HFTokenClassifier:
                 model = copy.deepcopy(model)
             model = model.to(device=self.device, dtype=torch.bfloat16)
             if native_bf16:
-                self._runner = _OneDNNGraph.build(torch, model, self.pad_id, limit)
+                self._runner = onednn.OneDNNGraph.build(torch, model, self.pad_id, limit)
         else:
             dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
             model = model.to(device=self.device, dtype=dtype)
@@ -164,6 +154,21 @@ class HFTokenClassifier:
             "window": self.max_chunk_tokens,
             "architecture": type(self.model).__name__,
         }
+
+    @property
+    def runner(self) -> Any:
+        """The compiled forward (an ONNX Runtime session or a oneDNN Graph trace), or None
+        when the torch model runs eagerly."""
+        return self._runner
+
+    def wrap_forward(self, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+        """Replace the forward call — the compiled runner, else the torch model's
+        ``forward`` — by ``wrap(current)``: instrumentation (timing, memoising) for
+        benchmarks and tests, with the same inputs and outputs."""
+        if self._runner is not None:
+            self._runner = wrap(self._runner)
+        else:
+            self.model.forward = wrap(self.model.forward)
 
     def width(self, n: int) -> int:
         """The padded length a window of ``n`` tokens (special tokens included) runs at:
@@ -228,87 +233,6 @@ class HFTokenClassifier:
         return out
 
 
-class _OneDNNGraph:
-    """A bf16 model traced to TorchScript and run with oneDNN Graph fusion on the CPU.
-
-    oneDNN fuses each layer's attention (matmul, scale, mask, softmax, matmul) into one
-    bf16 kernel, which torch's own CPU attention does not do for small heads: on MiniLM
-    (12 heads of 32) the bf16 forward runs ~1.5x faster than eager bf16 with SDPA
-    (docs/performance.md). oneDNN fusion is a process-wide TorchScript switch: it is turned on
-    only around this model's calls.
-
-    Deterministic whatever ran before: TorchScript specialises the graph per input shape, and
-    a shape's first call (the profiling run) computes unfused, as does every shape beyond the
-    specialisation limit (12 by default) — a few hundredths of a logit apart from the fused
-    kernels, enough to flip a kept word, so the result would depend on what the process had
-    compressed before. Inputs run in a bounded set of shapes (length padded to a multiple of
-    ``LEN_STEP``, rows in power-of-two blocks of 2 or more: at most 16 x 9 shapes for
-    512-token windows), the specialisation limit is raised to cover them around this model's
-    calls, and a shape's first call is run twice, the profiling run's output discarded.
-    """
-
-    MAX_SHAPES = 256
-
-    def __init__(self, torch: Any, traced: Any, pad_id: int, max_len: int) -> None:
-        self._torch = torch
-        self._traced = traced
-        self._pad_id = pad_id
-        self._max_len = max_len
-        self._warm: set[tuple[int, int]] = set()
-
-    @classmethod
-    def build(cls, torch: Any, model: Any, pad_id: int, max_len: int) -> _OneDNNGraph | None:
-        """Trace ``model`` (bf16, CPU); None when tracing fails (eager bf16 is used then)."""
-        return_dict = model.config.return_dict
-        try:
-            model.config.return_dict = False
-            ids = torch.full((2, 16), 5, dtype=torch.int64)
-            # eager attention: the matmul/softmax pattern oneDNN Graph fuses
-            with eager_attention(model), quiet_transformers(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                with _onednn_fusion(torch), torch.no_grad():
-                    traced = torch.jit.freeze(
-                        torch.jit.trace(model, (ids, torch.ones_like(ids)), check_trace=False)
-                    )
-            return cls(torch, traced, pad_id, max_len)
-        except Exception as exc:  # tracing fails in many ways on exotic models
-            warnings.warn(
-                f"backend 'torch-bf16': oneDNN Graph tracing failed ({exc}); running eager bf16",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-            return None
-        finally:
-            model.config.return_dict = return_dict
-
-    def __call__(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Logits (float32) of int64 ``ids`` / ``mask`` arrays, as ``OnnxRunner`` gives."""
-        torch = self._torch
-        b, n = ids.shape
-        width = min(-(-n // LEN_STEP) * LEN_STEP, self._max_len)
-        if width != n:
-            pid = np.full((b, width), self._pad_id, dtype=np.int64)
-            pmask = np.zeros((b, width), dtype=np.int64)
-            pid[:, :n], pmask[:, :n] = ids, mask
-            ids, mask = pid, pmask
-        parts = []
-        with _onednn_fusion(torch), _fusion_strategy(torch, [("STATIC", self.MAX_SHAPES)]):
-            start = 0
-            for rows, padded in _row_blocks(b):
-                x = torch.from_numpy(ids[start : start + rows])
-                m = torch.from_numpy(mask[start : start + rows])
-                start += rows
-                if padded > rows:  # all-padding rows, masked out, dropped below
-                    x = torch.cat((x, x.new_full((padded - rows, width), self._pad_id)))
-                    m = torch.cat((m, m.new_zeros((padded - rows, width))))
-                logits = self._traced(x, m)[0]
-                if (padded, width) not in self._warm:  # that was the profiling run: unfused
-                    logits = self._traced(x, m)[0]
-                    self._warm.add((padded, width))
-                parts.append(logits[:rows, :n].float().numpy())
-        return np.asarray(np.concatenate(parts) if len(parts) > 1 else parts[0], dtype=np.float32)
-
-
 def _width_grid(limit: int) -> list[int]:
     """Padded lengths for eager torch: 32, 48, 64, 96, 128, ... (steps of 1.5x and 4/3x,
     at most half a window's length of padding), capped by the position limit."""
@@ -317,93 +241,6 @@ def _width_grid(limit: int) -> list[int]:
         w = out[-1]
         out.append(w * 3 // 2 if w & (w - 1) == 0 else w * 4 // 3)
     return [w for w in out if w < limit] + [limit]
-
-
-def _row_blocks(b: int) -> list[tuple[int, int]]:
-    """(rows, padded rows) blocks covering ``b`` rows, every padded size a power of two of at
-    least 2: the rest is padded up when that adds at most a quarter (31 -> 32) or it is under
-    4 rows (1 -> 2, 3 -> 4), else split (11 -> 8+4). oneDNN computes a one-row block with
-    other rounding than a block of two or more, which agree with each other."""
-    out = []
-    while b:
-        up = max(2, 1 << (b - 1).bit_length())
-        if up - b <= b // 4 or b < 4:
-            out.append((b, up))
-            break
-        k = 1 << (b.bit_length() - 1)
-        out.append((k, k))
-        b -= k
-    return out
-
-
-@contextlib.contextmanager
-def eager_attention(model: Any) -> Iterator[None]:
-    """``model`` with eager (matmul + softmax) attention inside the block, its own outside:
-    tracers (ONNX export, TorchScript) see the pattern that fusers recognise, where SDPA is
-    one opaque op. Models that cannot switch are left as they are."""
-    old = getattr(model.config, "_attn_implementation", None)
-    switched = False
-    if old not in (None, "eager") and hasattr(model, "set_attn_implementation"):
-        try:
-            model.set_attn_implementation("eager")
-            switched = True
-        except (ValueError, TypeError, AttributeError):
-            switched = False
-    try:
-        yield
-    finally:
-        if switched:
-            model.set_attn_implementation(old)
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """transformers' logging at error level: tracers probe every attribute of every module,
-    and properties such as ``loss_function`` of a headless submodule log a warning meant for
-    training code."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-
-
-@contextlib.contextmanager
-def _fusion_strategy(torch: Any, strategy: list[tuple[str, int]]) -> Iterator[None]:
-    def swap(to: list[tuple[str, int]]) -> list[tuple[str, int]]:
-        with warnings.catch_warnings():  # TorchScript's setters are deprecated, still served
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return list(torch.jit.set_fusion_strategy(to))
-
-    prev = swap(strategy)
-    try:
-        yield
-    finally:
-        swap(prev)
-
-
-@contextlib.contextmanager
-def _onednn_fusion(torch: Any) -> Iterator[None]:
-    prev = torch.jit.onednn_fusion_enabled()
-    torch.jit.enable_onednn_fusion(True)
-    try:
-        yield
-    finally:
-        torch.jit.enable_onednn_fusion(prev)
-
-
-def cpu_has_bf16() -> bool:
-    """True when this CPU computes bfloat16 natively (oneDNN: AVX512-BF16 or AMX)."""
-    torch = require("torch")
-    try:
-        return bool(
-            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        )
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def _keep_prob_torch(torch: Any, logits: Any, keep_label: int) -> Any:
@@ -465,7 +302,6 @@ def load_token_classifier(
 ) -> HFTokenClassifier:
     """Load a token-classification checkpoint by hub id or local path (or wrap a model)."""
     transformers = require("transformers")
-    from .token_classifier import file_fingerprint
 
     if isinstance(model, (str, os.PathLike)):
         src = os.fspath(model)

@@ -1,4 +1,4 @@
-"""ONNX Runtime inference for token classifiers ("onnx" and "onnx-int8" backends).
+"""The ONNX Runtime backends of the token classifier ("onnx" and "onnx-int8").
 
 On first use the torch model is exported once (eager attention, so that ONNX Runtime's
 BERT optimizer can fuse whole attention blocks), optimised with ONNX Runtime's transformer
@@ -26,6 +26,7 @@ import numpy as np
 
 from .._deps import require
 from ..errors import ModelLoadError
+from .tracing import eager_attention
 
 FORMAT_VERSION = 1  # bump when the export/optimise/quantise recipe changes
 VARIANTS = ("onnx", "onnx-int8")
@@ -79,8 +80,6 @@ def _quiet() -> Iterator[None]:
 
 def _export(model: Any, out: Path) -> None:
     """Trace ``model`` to ONNX with dynamic batch and sequence axes, eager attention."""
-    from ._hf import eager_attention
-
     torch = require("torch")
     with eager_attention(model):
         ids = torch.full((2, 16), 5, dtype=torch.int64)
