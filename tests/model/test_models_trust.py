@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.test_training_train import _synthetic
+from tests.model.test_training_train import _synthetic
 
 from ctxcomp.errors import ModelLoadError
 from ctxcomp.models import default_model_path, load_delta, load_delta_compressor
