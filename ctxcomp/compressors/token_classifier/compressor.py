@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...budget import Budget
 from ...core.compressor import ProgressCallback
@@ -32,6 +32,9 @@ from .result import Context, unchanged_result
 from .scoring import Scorer, ScoreSource
 from .selection import select
 from .windows import excluded_chars
+
+if TYPE_CHECKING:
+    from ...backends.hf import HFTokenClassifier
 
 QUESTION_IGNORED = (
     "question ignored: the token classifier is question-agnostic; "
@@ -80,9 +83,8 @@ class TokenClassifierCompressor(Compressor):
         self.options = options
         self._reader = get_tokenizer(reader)
         self.keep_label = int(keep_label)
-        from ...backends.hf import (
-            load_token_classifier,  # torch/transformers imported here, not at import
-        )
+        # torch and transformers are imported here, not at import
+        from ...backends.hf import load_token_classifier
 
         self._model = load_token_classifier(
             model,
@@ -113,7 +115,7 @@ class TokenClassifierCompressor(Compressor):
         return self._model.info()
 
     @property
-    def classifier(self) -> Any:
+    def classifier(self) -> HFTokenClassifier:
         """The loaded classifier (:class:`~ctxcomp.backends.hf.HFTokenClassifier`)."""
         return self._model
 
