@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.model.test_training_train import _synthetic
 
 from ctxcomp.errors import ModelLoadError
 from ctxcomp.models import default_model_path, load_delta, load_delta_compressor
+from tests.model.test_training_train import _synthetic
 
 
 def _delta(tmp_path: Path, **changes) -> Path:

@@ -183,7 +183,8 @@ def test_compression_failure_pass_or_fail(
 ) -> None:
     protected = f"{KEEP[0]}{essays['vw'][:2000]}{KEEP[1]}"
     msgs = rag_messages([essays["vw"][2000:4000] + protected], "What about VW?")
-    body = {"model": "echo", "messages": msgs}
+    # a model whose pipeline sets on_overflow="error" (the session proxy's config)
+    body = {"model": "strict-overflow", "messages": msgs}
     h = {"authorization": "Bearer sk-faults", "x-ctxcomp-max-prompt-tokens": "300"}
     # pass (the default): the upstream gets the request uncompressed, and the client is told
     r = httpx.post(proxy + "/v1/chat/completions", json=body, headers=h, timeout=60)
