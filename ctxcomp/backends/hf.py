@@ -190,7 +190,7 @@ class HFTokenClassifier:
         lengths share a batch (sorted by length); the oneDNN runner never runs a one-row
         block (its kernels round differently there). int8: each window alone, unpadded.
         Per-row results do not depend on the number of rows otherwise
-        (tests/test_batch_independence.py checks each backend).
+        (tests/model/test_batch_independence.py checks each backend).
         """
         torch = require("torch")
         pre, suf = np.asarray(self.prefix, np.int64), np.asarray(self.suffix, np.int64)

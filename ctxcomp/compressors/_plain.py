@@ -17,7 +17,7 @@ every Unicode space anyway). Two consequences, both exact:
   natural-language workload) that is 3-4x faster than the tokenizer's own encode, whose
   cost is mostly building offsets and Python objects per token.
 
-tests/test_tokenize_fast_path.py checks both against the checkpoint's tokenizer on every
+tests/model/test_tokenize_fast_path.py checks both against the checkpoint's tokenizer on every
 character of the alphabet, in context, and on random and real texts.
 """
 
