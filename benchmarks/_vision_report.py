@@ -20,15 +20,27 @@ MERGING = ("random+merge", "pooling", "vtc-cls+merge", "divprune+merge", "fastv+
            "tome", "tome-late", "dymu")  # fmt: skip
 
 
-def baselines(method: str) -> tuple[str, ...]:
-    """The rows a method must beat: random and pooling; with recycling, random+merge and
-    pooling (so a win is the selection rule's, not merging's); DyMU: both baselines at
-    its own count per picture."""
-    if method == "dymu":
-        return ("random|dymu", "pooling|dymu")
-    if method.endswith("+merge"):
-        return ("random+merge", "pooling")
-    return ("random", "pooling")
+BASELINES = ("random", "random+merge", "pooling")
+
+
+def baseline_row(method: str, base: str) -> str:
+    """The row of baseline ``base`` that ``method`` is compared with: DyMU's count follows
+    the picture, so its baselines are measured at its own count per picture."""
+    return f"{base}|dymu" if method == "dymu" else base
+
+
+def goal_baselines(method: str, like_for_like: bool) -> tuple[str, ...]:
+    """The baselines a method must beat. The goal as the issue states it: random and
+    uniform pooling. Like for like: a row that merges (``+merge``, ToMe, DyMU) must also
+    beat random+merge, so a win is the rule's and not merging's."""
+    merges = method.endswith("+merge") or method.startswith(("tome", "dymu"))
+    return BASELINES if like_for_like and merges else ("random", "pooling")
+
+
+def margins(entry: dict, method: str, ratio: float) -> dict[str, float]:
+    """[CLS] cosine of ``method`` minus each baseline's, at ``ratio``."""
+    e = entry[f"{method}@{ratio:g}"]["cls"]
+    return {b: e - entry[f"{baseline_row(method, b)}@{ratio:g}"]["cls"] for b in BASELINES}
 
 
 def cos(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -36,9 +48,11 @@ def cos(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def summarise(res: dict, labels: np.ndarray | None, folds: list) -> dict:
-    """Mean cosines (random rows: averaged over seeds), tokens, and probe accuracy."""
+    """Mean cosines (random rows: averaged over seeds), tokens, probe accuracy, and each
+    method's paired [CLS] comparison with every baseline (``paired``)."""
     ref = res["ref"]
     entry: dict[str, Any] = {}
+    each: dict[str, np.ndarray] = {}
     acc = probe(res, labels, folds) if labels is not None else {}
     for key, runs in res.items():
         if not isinstance(key, tuple):
@@ -59,9 +73,22 @@ def summarise(res: dict, labels: np.ndarray | None, folds: list) -> dict:
         if name in acc:
             e["probe_acc"] = acc[name]
         entry[name] = e
+        each[name] = c
+    for name, e in entry.items():
+        m, r = name.split("@")
+        if m in BASELINES or "|" in m:
+            continue
+        e["paired"] = {b: _paired(each[name], each[f"{baseline_row(m, b)}@{r}"]) for b in BASELINES}
     if labels is not None:
         entry["full"] = {"probe_acc": acc["full"]}
     return entry
+
+
+def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Per-picture [CLS] cosine differences a - b: mean, standard error, share a > b."""
+    d = a - b
+    return {"diff": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1
+            else float("nan"), "wins": float((d > 0).mean())}  # fmt: skip
 
 
 def probe(res: dict, labels: np.ndarray, folds: list) -> dict:
@@ -98,19 +125,58 @@ def probe(res: dict, labels: np.ndarray, folds: list) -> dict:
     return {k: v / total for k, v in right.items()}
 
 
-def wins(entry: dict) -> tuple[list[str], list[str]]:
-    """(method@ratio that beat both their baselines on [CLS] cosine, those that did not)."""
+def wins(entry: dict, like_for_like: bool = False) -> tuple[list[str], list[str]]:
+    """(method@ratio that beat their baselines on [CLS] cosine, those that did not)."""
     yes, no = [], []
     for m in METHODS:
-        if m in ("random", "random+merge", "pooling"):
+        if m in BASELINES:
             continue
         for r in RATIOS:
-            e = entry.get(f"{m}@{r:g}")
-            if e is None:
+            if f"{m}@{r:g}" not in entry:
                 continue
-            best = max(entry[f"{b}@{r:g}"]["cls"] for b in baselines(m))
-            (yes if e["cls"] > best else no).append(f"{m}@{r:g}")
+            d = margins(entry, m, r)
+            ok = all(d[b] > 0 for b in goal_baselines(m, like_for_like))
+            (yes if ok else no).append(f"{m}@{r:g}")
     return yes, no
+
+
+def noise(entry: dict, method: str, ratio: float, base: str) -> bool:
+    """Whether the mean paired difference is within 2 standard errors of zero."""
+    p = entry[f"{method}@{ratio:g}"].get("paired", {}).get(base)
+    return p is not None and abs(p["diff"]) < 2 * p["se"]
+
+
+def _margin(entry: dict, m: str, r: float, b: str) -> str:
+    return f"{margins(entry, m, r)[b]:+.3f}" + ("~" if noise(entry, m, r, b) else "")
+
+
+def goal_table(entry: dict) -> str:
+    """Per method and ratio: [CLS] cosine minus random's / random+merge's / pooling's."""
+    lines = [
+        "[CLS] cosine minus random / random+merge / pooling (DyMU: at its count per picture;"
+        " ~: within 2 standard errors of the per-picture differences)",
+        "| method | " + " | ".join(f"{r:g}" for r in RATIOS) + " |",
+        "|---" * (len(RATIOS) + 1) + "|",
+    ]
+    for m in METHODS:
+        if m in BASELINES:
+            continue
+        cells = [" / ".join(_margin(entry, m, r, b) for b in BASELINES) for r in RATIOS]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    for like, what in ((False, "random and pooling (the goal as stated)"),
+                       (True, "like for like (merging rows also random+merge)")):  # fmt: skip
+        yes, no = wins(entry, like)
+        lines.append(f"\nbeat {what}: {', '.join(yes) or '-'}")
+        lines.append(f"did not: {', '.join(no) or '-'}")
+        close = [w for w in yes if any(noise(entry, *_split(w), b)
+                                       for b in goal_baselines(w.split("@")[0], like))]  # fmt: skip
+        lines.append(f"wins within 2 standard errors: {', '.join(close) or '-'}")
+    return "\n".join(lines)
+
+
+def _split(name: str) -> tuple[str, float]:
+    m, r = name.split("@")
+    return m, float(r)
 
 
 def table(name: str, entry: dict) -> str:
@@ -139,9 +205,7 @@ def table(name: str, entry: dict) -> str:
         for m in MERGING:
             cells = [_noprop(entry[f"{m}@{r:g}"]) for r in RATIOS]
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    yes, no = wins(entry)
-    lines.append(f"\nbeat both baselines: {', '.join(yes) or '-'}")
-    lines.append(f"did not: {', '.join(no) or '-'}")
+    lines += ["", goal_table(entry)]
     return "\n".join(lines)
 
 

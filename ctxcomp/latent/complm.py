@@ -211,7 +211,8 @@ class SegmentCompressor(Compressor[LatentPrompt]):
     def _rows(self, wanted: list[tuple[tuple[int, ...], int]], progress: Any) -> dict[Any, Any]:
         torch = require("torch")
         out: dict[Any, Any] = {}
-        keys = {w: token_key(self._score_hash(w[1]), np.asarray(w[0])) for w in wanted}
+        hashes = {k: self._score_hash(k) for k in {w[1] for w in wanted}}
+        keys = {w: token_key(hashes[w[1]], np.asarray(w[0])) for w in wanted}
         if self.cache is not None and wanted:
             got = self.cache.get(self.namespace, CE_KIND, keys.values())
             for w, key in keys.items():

@@ -108,6 +108,9 @@ class ConceptEncoder:
         if eos is None:
             raise InputError("the tokenizer has no EOS token: set EncoderConfig.extra_token_id")
         self.extra_id = int(eos)
+        self.source = lm  # the caller's LM: its weights are shared, never modified
+        self._merged: tuple[tuple[int, ...], Any] | None = None
+        self._fp: tuple[tuple[int, ...], str] | None = None
         emb = lm.get_input_embeddings()
         self.hidden_size = int(emb.weight.shape[1])
         self.device = emb.weight.device
@@ -171,17 +174,49 @@ class ConceptEncoder:
             raise ModelLoadError(f"encoder weights do not fit this LoRA: {unexpected[:3]}")
         self.head.load_state_dict({k: v.to(self.dtype) for k, v in head.items()})
 
+    def _version(self) -> tuple[int, ...]:
+        """torch's in-place version counters of the trained tensors: any update (an
+        optimizer step, :meth:`load_state_dict`) changes them."""
+        return tuple(int(p._version) for p in self.trainable())
+
     @property
     def fingerprint(self) -> str:
-        """Digest of the config and the trained tensors (changes when training moves them)."""
+        """Digest of the config and the trained tensors (changes when training moves them);
+        memoised until they change."""
         import hashlib
 
+        v = self._version()
+        if self._fp is not None and self._fp[0] == v:
+            return self._fp[1]
         h = hashlib.sha256(json.dumps(self.cfg.to_dict(), sort_keys=True).encode())
-        for k, v in sorted(self.state_dict().items()):
-            t = v.detach().float().reshape(-1)
+        for k, t in sorted(self.state_dict().items()):
+            t = t.detach().float().reshape(-1)
             h.update(k.encode())
             h.update(t[:: max(1, t.numel() // 4096)].cpu().numpy().tobytes())
-        return digest(h.hexdigest())
+        self._fp = (v, digest(h.hexdigest()))
+        return self._fp[1]
+
+    def merged_decoder(self) -> Any:
+        """The encoder's decoder stack with the LoRA merged into new weight tensors (the
+        LM's own tensors are untouched): what inference runs, with no adapter overhead.
+        Rebuilt when the trained tensors change."""
+        torch = require("torch")
+        v = self._version()
+        if self._merged is not None and self._merged[0] == v:
+            return self._merged[1]
+        base = shared_copy(self.source, self.cfg.encoder_layers)
+        mods = dict(base.named_modules())
+        prefix = "base_model.model."
+        with torch.no_grad():
+            for name, m in self.lm.named_modules():
+                if not (hasattr(m, "get_delta_weight") and hasattr(m, "base_layer")):
+                    continue
+                lin = mods[name[len(prefix) :] if name.startswith(prefix) else name]
+                w = m.base_layer.weight + m.get_delta_weight("default").to(self.dtype)
+                lin.weight = torch.nn.Parameter(w, requires_grad=False)
+        base.eval()
+        self._merged = (v, base.get_decoder())
+        return self._merged[1]
 
     def save(self, path: str | os.PathLike[str], *, half: bool = True) -> None:
         """Write ``encoder.safetensors`` (fp16 unless ``half=False``) and ``encoder.json``."""
@@ -236,7 +271,8 @@ class ConceptEncoder:
         for i, s in enumerate(segments):
             ids[i, : len(s)] = torch.tensor(list(s), dtype=torch.long)
             mask[i, : lens[i]] = 1
-        decoder = self.lm.get_base_model().get_decoder()
+        torch_grad = torch.is_grad_enabled()
+        decoder = self.lm.get_base_model().get_decoder() if torch_grad else self.merged_decoder()
         h = decoder(
             input_ids=ids.to(self.device), attention_mask=mask.to(self.device), use_cache=False
         ).last_hidden_state
@@ -251,7 +287,8 @@ class ConceptEncoder:
         progress: Any = None,
     ) -> list[Any]:
         """CE rows ``[k_i, d]`` for each segment (``rows[i]`` = k_i). Batched by length;
-        gradients flow when called outside ``torch.no_grad`` (training)."""
+        gradients flow when called outside ``torch.no_grad`` (training: through the LoRA),
+        else the merged copy runs (:meth:`merged_decoder`)."""
         if len(segments) != len(rows):
             raise InputError("give one row count per segment")
         for i, (s, k) in enumerate(zip(segments, rows)):
