@@ -1,6 +1,6 @@
 """Load test of ``ctxcomp serve`` on loopback: proxy vs direct-to-upstream, side by side.
 
-Three processes: the fake upstream (tests/serve/fake_upstream.py: a model server that
+Three processes: the fake upstream (tests/integration/serve/fake_upstream.py: a model server that
 answers after ``--ttfb-ms`` and streams ``n`` chunks ``--token-ms`` apart), the proxy
 (``ctxcomp serve``, the embedded default compressor, SQLite segment cache), and this load
 generator. ``--clients``
@@ -292,7 +292,7 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="ctxcomp-bench-proxy-"))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "tests" / "serve")}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "tests" / "integration" / "serve")}
     up_port, px_port = free_port(), free_port()
     up_url, px_url = f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{px_port}"
     pipeline = {"cache": str(tmp / "segments.sqlite"), "coarse": args.coarse}
