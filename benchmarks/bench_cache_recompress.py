@@ -34,7 +34,7 @@ def main() -> None:
 
     text = _setup.text_of_tokens(args.tokens)
     model = str(_setup.checkpoint_dir())
-    plain = ctxcomp.TokenClassifierCompressor(model, device="cpu")
+    plain = ctxcomp.TokenClassifierCompressor(model, device="cpu", score_memo_bytes=0)
     cache = SegmentCache(SQLiteStore(os.path.join(tempfile.mkdtemp(), "segments.sqlite")))
     cached = ctxcomp.TokenClassifierCompressor(model, device="cpu", cache=cache)
     n = ctxcomp.get_tokenizer("cl100k_base").count(text)

@@ -74,7 +74,7 @@ def main() -> None:
     prompts = [[pool[i] for i in q] for q in queries]
     distinct = len({i for q in queries for i in q})
     model = str(_setup.checkpoint_dir())
-    plain = ctxcomp.TokenClassifierCompressor(model, device="cpu")
+    plain = ctxcomp.TokenClassifierCompressor(model, device="cpu", score_memo_bytes=0)
     d = tempfile.mkdtemp(prefix="ctxcomp-cache-bench-")
     cache = SegmentCache(SQLiteStore(os.path.join(d, "segments.sqlite")))
     cached = ctxcomp.TokenClassifierCompressor(model, device="cpu", cache=cache)

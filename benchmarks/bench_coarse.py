@@ -35,8 +35,12 @@ def main() -> None:
     from ctxcomp.coarse import CoarseToFineCompressor
     from ctxcomp.rankers import BiEncoderRanker, default_embedding_model
 
-    fine = ctxcomp.TokenClassifierCompressor(str(_setup.checkpoint_dir()), device="cpu")
-    c2f = CoarseToFineCompressor(fine, BiEncoderRanker(default_embedding_model(), device="cpu"))
+    fine = ctxcomp.TokenClassifierCompressor(
+        str(_setup.checkpoint_dir()), device="cpu", score_memo_bytes=0
+    )
+    c2f = CoarseToFineCompressor(
+        fine, BiEncoderRanker(default_embedding_model(), device="cpu"), vector_memo_bytes=0
+    )
     reader = ctxcomp.get_tokenizer("cl100k_base")
     docs = []
     for e in _setup.essays():

@@ -83,7 +83,11 @@ class Side:
 
             backend = "torch" if name == "ctxcomp-fp32" else fast_backend
             self.comp = ctxcomp.TokenClassifierCompressor(
-                ckpt, device="cpu", backend=backend, force_tokens=tuple(FORCE_TOKENS)
+                ckpt,
+                device="cpu",
+                backend=backend,
+                force_tokens=tuple(FORCE_TOKENS),
+                score_memo_bytes=0,  # every repeat runs the model (no in-process reuse)
             )
             # time the model call itself, as on llmlingua's side: ctxcomp's batching,
             # padding and softmax count as "other"

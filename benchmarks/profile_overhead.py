@@ -39,7 +39,9 @@ def main() -> None:
     for n in a.sizes:
         sel.render = render
         text = _setup.text_of_tokens(n)
-        comp = ctxcomp.TokenClassifierCompressor(str(_setup.checkpoint_dir()), device="cpu")
+        comp = ctxcomp.TokenClassifierCompressor(
+            str(_setup.checkpoint_dir()), device="cpu", score_memo_bytes=0
+        )
         acc: dict[str, float] = collections.defaultdict(float)
         inner = comp._model.model.forward
         memo: dict[tuple[int, ...], Any] = {}

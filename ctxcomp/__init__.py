@@ -7,6 +7,7 @@
 Importing ctxcomp is light: torch and transformers load only when a model does.
 """
 
+from . import vision  # noqa: F401  (registers the visual-token methods by name; light)
 from .api import compress, load_compressor
 from .budget import Budget
 from .coarse import CoarseToFineCompressor

@@ -10,6 +10,7 @@ from .compressors.base import Compressor, ProgressCallback
 from .errors import InputError
 from .result import CompressionResult, PromptInput
 from .tokens import DEFAULT_READER, ReaderTokenizer
+from .validate import check_question
 
 _DEFAULT_LOCK = threading.Lock()
 _LOADED: dict[tuple[str, str], Compressor] = {}
@@ -87,6 +88,7 @@ def compress(
     ranked and trimmed by relevance (coarse stage), then compressed at the token level.
     """
     b = Budget.of(ratio, target_tokens, budget)
+    check_question(question)  # before any model is loaded
     if compressor is None:
         compressor = _pipeline_for(model, reader)
     elif model is not None:

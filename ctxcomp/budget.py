@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 from .errors import BudgetError
@@ -25,18 +26,23 @@ class Budget:
                 "give exactly one of ratio=... or target_tokens=... "
                 f"(got ratio={self.ratio!r}, target_tokens={self.target_tokens!r})"
             )
+        # numpy (and other numbers.Real / numbers.Integral) scalars are accepted and stored
+        # as plain Python numbers; bools and non-finite values are refused
         if self.ratio is not None:
-            if isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, float)):
-                raise BudgetError(f"ratio must be a number in (0, 1], got {self.ratio!r}")
-            if not math.isfinite(self.ratio) or not 0.0 < self.ratio <= 1.0:
+            r = self.ratio
+            if _is_bool(r) or not isinstance(r, numbers.Real):
+                raise BudgetError(f"ratio must be a number in (0, 1], got {r!r}")
+            r = float(r)
+            if not math.isfinite(r) or not 0.0 < r <= 1.0:
                 raise BudgetError(f"ratio must be in (0, 1], got {self.ratio!r}")
+            object.__setattr__(self, "ratio", r)
         if self.target_tokens is not None:
-            if isinstance(self.target_tokens, bool) or not isinstance(self.target_tokens, int):
-                raise BudgetError(
-                    f"target_tokens must be a positive integer, got {self.target_tokens!r}"
-                )
-            if self.target_tokens <= 0:
-                raise BudgetError(f"target_tokens must be positive, got {self.target_tokens}")
+            t = self.target_tokens
+            if _is_bool(t) or not isinstance(t, numbers.Integral):
+                raise BudgetError(f"target_tokens must be a positive integer, got {t!r}")
+            if int(t) <= 0:
+                raise BudgetError(f"target_tokens must be positive, got {t!r}")
+            object.__setattr__(self, "target_tokens", int(t))
 
     @classmethod
     def of(
@@ -65,3 +71,8 @@ class Budget:
         if self.ratio is not None:
             return f"ratio={self.ratio:g}"
         return f"target_tokens={self.target_tokens}"
+
+
+def _is_bool(x: object) -> bool:
+    """``True``/``False`` and numpy's ``bool_`` (not a ``bool`` subclass)."""
+    return isinstance(x, bool) or type(x).__name__ in ("bool_", "bool")

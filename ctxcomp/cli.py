@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from enum import Enum
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Annotated
 import typer
 
 from .errors import CtxcompError, InputError
+from .validate import check_text
 
 app = typer.Typer(
     name="ctxcomp",
@@ -19,8 +19,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")  # C0 controls except \t \n \v \f \r; DEL
 
 
 @app.callback()
@@ -34,7 +32,7 @@ class Mode(str, Enum):
 
 
 def read_text(source: str) -> str:
-    """Read FILE or stdin ('-') as strict UTF-8; reject control characters by position."""
+    """Read FILE or stdin ('-') as strict UTF-8, checked by :func:`ctxcomp.validate.check_text`."""
     if source == "-":
         data = sys.stdin.buffer.read()
         name = "<stdin>"
@@ -55,13 +53,7 @@ def read_text(source: str) -> str:
         ) from exc
     if text.startswith("\ufeff"):
         text = text[1:]
-    m = _CONTROL.search(text)
-    if m:
-        i = m.start()
-        line = text.count("\n", 0, i) + 1
-        raise InputError(
-            f"{name} contains control character {m.group()!r} at offset {i} (line {line})"
-        )
+    check_text(text, name)
     if not text.strip():
         raise InputError(f"{name} is empty or whitespace only: there is nothing to compress")
     return text
@@ -121,6 +113,8 @@ def compress(
     err = Console(stderr=True, soft_wrap=True)
     try:
         text = read_text(source)
+        if html_out is not None:
+            check_writable(html_out, "--html")  # before the work, not after it
         if (ratio is None) == (target_tokens is None):
             raise InputError("give exactly one of --ratio or --target-tokens")
         from .budget import Budget
@@ -147,9 +141,13 @@ def compress(
     if html_out is not None:
         from .html import render_html
 
-        html_out.write_text(
-            render_html(result, [text], title=f"ctxcomp: {source}"), encoding="utf-8"
-        )
+        try:
+            html_out.write_text(
+                render_html(result, [text], title=f"ctxcomp: {source}"), encoding="utf-8"
+            )
+        except OSError as exc:
+            err.print(f"[bold red]error:[/] cannot write --html {str(html_out)!r}: {exc.strerror}")
+            raise typer.Exit(2) from None
         err.print(f"wrote {html_out}")
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
@@ -159,6 +157,21 @@ def compress(
         f"{result.original_tokens} → {result.compressed_tokens} tokens "
         f"(target {result.target_tokens}, ratio {result.ratio:.3f})"
     )
+
+
+def check_writable(path: Path, option: str) -> None:
+    """An :class:`InputError` unless ``path`` can be written as a file: its folder exists
+    and is writable, and the path is not a folder itself."""
+    import os
+
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise InputError(f"{option} {str(path)!r} is a folder; give a file name")
+    if not parent.is_dir():
+        what = "is a file, not a folder" if parent.exists() else "does not exist"
+        raise InputError(f"{option} {str(path)!r}: folder {str(parent)!r} {what}")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InputError(f"{option} {str(path)!r} is not writable")
 
 
 def _quiet_hf() -> None:
@@ -193,11 +206,24 @@ def _run(comp, text, budget, question, err):  # type: ignore[no-untyped-def]
 
 
 def _mount_subcommands() -> None:
+    from .cli_batch import batch
     from .cli_cache import cache_app
+    from .cli_cascade import c3_app
+    from .cli_latent import compress_latent, train_latent
+    from .cli_serve import serve_command
     from .cli_train import train_app
+    from .cli_vision import vision_app
 
     app.add_typer(cache_app, name="cache", help="Inspect and clear the segment cache.")
     app.add_typer(train_app, name="train", help="Train a token-classification compressor.")
+    app.command("batch")(batch)
+    app.add_typer(vision_app, name="vision", help="Prune or merge visual tokens of pictures.")
+    app.command("train-latent", help="Train a CompLLM concept-embedding encoder.")(train_latent)
+    app.command("compress-latent", help="Compress into CompLLM concept embeddings.")(
+        compress_latent
+    )
+    app.add_typer(c3_app, name="c3", help="C3 latent compression: train, compress, reconstruct.")
+    app.command("serve")(serve_command)
 
 
 _mount_subcommands()

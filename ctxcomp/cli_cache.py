@@ -2,7 +2,8 @@
 
 Mounted by ``ctxcomp/cli.py`` as ``app.add_typer(cache_app, name="cache")``.
 The cache is the default SQLite file (``$CTXCOMP_CACHE`` or ``~/.cache/ctxcomp/segments.sqlite``),
-another file (``--path``), or a Redis server (``--redis redis://host:port/db``).
+another file or a Redis URL (``--path``, ``--redis``), or the one a pipeline config names
+(``--config``). A file that is not a ctxcomp cache is an error, and is left untouched.
 """
 
 from __future__ import annotations
@@ -24,30 +25,47 @@ cache_app = typer.Typer(
 )
 
 PathOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--path",
-        help="SQLite cache file (default: $CTXCOMP_CACHE or ~/.cache/ctxcomp/segments.sqlite).",
+        help="Cache file, or a redis://, rediss:// or unix:// URL "
+        "(default: $CTXCOMP_CACHE or ~/.cache/ctxcomp/segments.sqlite).",
     ),
 ]
 RedisOpt = Annotated[
     str | None,
     typer.Option("--redis", help="Redis URL instead of a file, e.g. redis://127.0.0.1:6379/0."),
 ]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="The cache a pipeline config file (JSON or TOML) names."),
+]
 NsOpt = Annotated[str | None, typer.Option("--namespace", "-n", help="Only this namespace.")]
 
 
-def _store(path: Path | None, redis_url: str | None) -> Any:
-    if path is not None and redis_url is not None:
-        raise typer.BadParameter("give --path or --redis, not both")
-    if redis_url is not None:
-        from .cache.redis_store import RedisStore
-
-        return RedisStore(redis_url, connect_timeout=2.0, socket_timeout=5.0)
+def _store(path: str | None, redis_url: str | None, config: Path | None) -> Any:
+    from .cache.spec import is_redis_url, open_store, url_scheme
+    from .cache.sqlite_file import MISSING, inspect
     from .cache.sqlite_store import SQLiteStore, default_cache_path
 
-    p = path or default_cache_path()
-    if not p.exists():
+    if sum(x is not None for x in (path, redis_url, config)) > 1:
+        raise typer.BadParameter("give one of --path, --redis or --config")
+    if redis_url is not None and not is_redis_url(redis_url):
+        raise typer.BadParameter(
+            f"--redis needs a redis://, rediss:// or unix:// URL, got {redis_url!r}"
+        )
+    where = redis_url or path
+    if config is not None:
+        from .cache import SegmentCache
+        from .pipeline import PipelineConfig
+
+        named = PipelineConfig.from_file(config).cache
+        assert not isinstance(named, SegmentCache)  # a file names its cache by path or URL
+        where = named
+    if where is not None and url_scheme(where) is not None:
+        return open_store(where, connect_timeout=2.0, socket_timeout=5.0)
+    p = Path(where).expanduser() if where else default_cache_path()
+    if inspect(p) == MISSING:  # never create a cache just to report it is empty
         raise _Missing(p)
     return SQLiteStore(p)
 
@@ -70,6 +88,7 @@ def _human(n: int) -> str:
 def stats(
     path: PathOpt = None,
     redis_url: RedisOpt = None,
+    config: ConfigOpt = None,
     namespace: NsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -78,7 +97,7 @@ def stats(
 
     err = Console(stderr=True, soft_wrap=True)
     try:
-        store = _store(path, redis_url)
+        store = _store(path, redis_url, config)
         try:
             info = store.info()
         finally:
@@ -129,6 +148,7 @@ def stats(
 def clear(
     path: PathOpt = None,
     redis_url: RedisOpt = None,
+    config: ConfigOpt = None,
     namespace: NsOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
@@ -140,7 +160,7 @@ def clear(
     if not yes and not typer.confirm(f"Remove {what}?", default=False, err=True):
         raise typer.Exit(1)
     try:
-        store = _store(path, redis_url)
+        store = _store(path, redis_url, config)
         try:
             if namespace is not None:
                 from .cache.keys import check_namespace

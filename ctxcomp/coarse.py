@@ -26,6 +26,7 @@ from .errors import InputError
 from .rankers import BiEncoderRanker, Ranker, sentence_spans
 from .relevance import RelevanceOptions, combine, kind_mask, wanted_kinds
 from .result import CompressionResult, Document, KeptSpan
+from .reuse import DEFAULT_VECTOR_BYTES, ArrayLRU, embed_reusing
 from .tokens import count_many
 
 ORDERS = ("original", "relevance")
@@ -50,7 +51,11 @@ class CoarseToFineCompressor(Compressor):
         sentence_weight: float = 2.0,
         relevance: RelevanceOptions | None = DEFAULT_RELEVANCE,
         kind_bonus: float = 0.5,
+        vector_memo_bytes: int = DEFAULT_VECTOR_BYTES,
     ) -> None:
+        """``vector_memo_bytes`` bounds the in-process memo of sentence embeddings (reused by
+        every later question over the same text; 0: off). With the fine stage's segment
+        cache they are also stored there (see :mod:`ctxcomp.reuse`)."""
         super().__init__(reader=fine.reader)
         if order not in ORDERS:
             raise InputError(f"order must be one of {ORDERS}, got {order!r}")
@@ -63,6 +68,7 @@ class CoarseToFineCompressor(Compressor):
         self.sentence_level = sentence_level
         self.doc_weight = float(doc_weight)
         self.sentence_weight = float(sentence_weight)
+        self._vectors = ArrayLRU(vector_memo_bytes)
         # sentence relevance = bi-encoder cosine + these signals (ctxcomp.relevance)
         self.relevance = relevance or RelevanceOptions()
         # added to the units of the kind the question asks for (numbers, names)
@@ -156,8 +162,8 @@ class CoarseToFineCompressor(Compressor):
             if hasattr(self.ranker, "embed"):
                 # bi-encoder: embed every sentence once; a document scores as its best
                 # sentence, and the sentence level below reuses the same similarities
-                q = self.ranker.embed([question])[0]
-                sent_cache = _sentence_scores(texts, live, lambda xs: self.ranker.embed(xs) @ q)
+                q = self._embed([question])[0]
+                sent_cache = _sentence_scores(texts, live, lambda xs: self._embed(xs) @ q)
                 sent_cache = self._combined(question, texts, sent_cache)
                 for i in live:
                     scores[i] = float(sent_cache[i][1].max())
@@ -278,6 +284,18 @@ class CoarseToFineCompressor(Compressor):
             question_aware=True,
         )
         return perm, g
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Embeddings through the in-process memo and the fine stage's segment cache."""
+        embed = self.ranker.embed  # type: ignore[attr-defined]
+        return embed_reusing(
+            texts,
+            embed,
+            self.ranker.fingerprint(),
+            self._vectors,
+            self.fine.cache,
+            self.fine.namespace,
+        )
 
     def _combined(
         self,

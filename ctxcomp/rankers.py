@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -71,14 +71,22 @@ class Ranker(Protocol):
 
 
 def _model_id(model: str) -> str:
+    """A local model directory by content (configs in full, weights by size and ends:
+    ``file_fingerprint``), memoised per directory state; a hub id as it is."""
     if os.path.isdir(model):
-        h = hashlib.sha256()
-        for name in sorted(os.listdir(model)):
-            p = os.path.join(model, name)
-            if os.path.isfile(p):
-                h.update(f"{name}:{os.path.getsize(p)}".encode())
-        return f"dir:{h.hexdigest()[:12]}"
+        stamp = tuple(
+            (e.name, e.stat().st_size, e.stat().st_mtime_ns)
+            for e in sorted(os.scandir(model), key=lambda e: e.name)
+        )
+        return f"dir:{_dir_digest(os.path.realpath(model), stamp)}"
     return model
+
+
+@functools.lru_cache(maxsize=64)
+def _dir_digest(path: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
+    from .compressors.token_classifier import file_fingerprint
+
+    return file_fingerprint(path)
 
 
 class BiEncoderRanker:
@@ -98,15 +106,41 @@ class BiEncoderRanker:
         return f"{self.name}:{_model_id(self.model_name)}"
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-norm embeddings, one row per text. Texts are embedded in groups of equal
+        token length, so none is padded and a text's embedding does not depend on the
+        other texts of the call (padding shifts the numbers by ~1e-7, enough to reorder
+        near ties): embeddings stored for reuse equal fresh ones exactly."""
+        texts = list(texts)
+        if not texts:
+            m = self._model  # sentence-transformers 6 renamed the method
+            get = getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension
+            dim = get() or 0
+            return np.zeros((0, dim), dtype=np.float32)
+        if len(texts) == 1:
+            return self._encode(texts)
+        prep = getattr(self._model, "preprocess", None) or self._model.tokenize
+        lens = np.asarray(prep(texts)["attention_mask"].sum(-1)).tolist()
+        groups: dict[int, list[int]] = {}
+        for i, n in enumerate(lens):
+            groups.setdefault(int(n), []).append(i)
+        if len(groups) == 1:
+            return self._encode(texts)
+        parts = {n: self._encode([texts[i] for i in idx]) for n, idx in groups.items()}
+        out = np.empty((len(texts), next(iter(parts.values())).shape[1]), dtype=np.float32)
+        for n, idx in groups.items():
+            out[idx] = parts[n]
+        return out
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
         return np.asarray(
             self._model.encode(
-                list(texts),
+                texts,
                 batch_size=self.batch_size,
                 normalize_embeddings=True,
                 show_progress_bar=False,
             ),
             dtype=np.float32,
-        )
+        ).reshape(len(texts), -1)
 
     def score(self, question: str, texts: Sequence[str]) -> np.ndarray:
         if not texts:

@@ -10,7 +10,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .budget import Budget
+from .core.result import Result
 from .errors import InputError
+from .validate import check_text
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class DocumentResult:
 
 
 @dataclass(frozen=True)
-class CompressionResult:
+class CompressionResult(Result):
     """What a compressor returns.
 
     ``text`` is the compressed prompt (the documents' pieces joined by ``separator``);
@@ -98,13 +100,6 @@ class CompressionResult:
     document_order: tuple[int, ...] | None = (
         None  # order of documents in ``text`` (None: input order)
     )
-
-    @property
-    def ratio(self) -> float:
-        """Compressed tokens / original tokens (1.0 when nothing was removed)."""
-        if self.original_tokens == 0:
-            return 1.0
-        return self.compressed_tokens / self.original_tokens
 
     @property
     def spans(self) -> tuple[KeptSpan, ...]:
@@ -236,16 +231,5 @@ def _one(item: Any, i: int) -> Document:
         )
     if not isinstance(doc.text, str):
         raise InputError(f"document {i} text must be str, got {type(doc.text).__name__}")
-    _check_text(doc.text, i)
+    check_text(doc.text, f"document {i}")
     return doc
-
-
-def _check_text(text: str, i: int) -> None:
-    # Lone surrogates cannot be encoded and would crash tokenizers later: name them now.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InputError(
-            f"document {i} contains an invalid character at offset {exc.start} "
-            f"({text[exc.start]!r}): not valid Unicode text"
-        ) from exc

@@ -1,9 +1,9 @@
 """Selection under one global budget, and rendering of the kept units.
 
 A :class:`Plan` holds every selection unit of one request (all its documents) as flat
-numpy arrays. ``select_global`` keeps the best units so the rendered text holds at most
-the target in reader tokens and within one unit of it; ``select_per_chunk`` reproduces
-LLMLingua-2's per-512-token-chunk percentile threshold for comparison. Rendering copies
+numpy arrays. :mod:`ctxcomp.budget_search` keeps the best units so the rendered text holds
+at most the target in reader tokens; ``select_per_chunk`` reproduces LLMLingua-2's
+per-512-token-chunk percentile threshold for comparison. Rendering copies
 kept runs verbatim from the input and joins runs with the strongest whitespace that stood
 between them, so words never fuse and output is always a subsequence of the input.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import BudgetError
+from .newlines import line_ending, with_line_ending
 from .result import KeptSpan
 from .structure import GAP_NONE, GAP_SPACE, SEPARATORS
 from .tokens import ReaderTokenizer
@@ -39,6 +39,9 @@ class Plan:
     nospace_last: np.ndarray
     keep_newlines: bool = True
     drop_consecutive: bool = True
+    # index of the protected span each unit lies in (-1: none; unique across documents):
+    # a span is kept or dropped whole when the budget cannot hold every protected span
+    span: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -52,10 +55,15 @@ class Plan:
         return self.separator.join(self.texts)
 
     @functools.cached_property
+    def gap_separators(self) -> tuple[str, ...]:
+        """SEPARATORS in the input's line ending (ctxcomp/newlines.py): output never mixes."""
+        return tuple(with_line_ending(x, line_ending(self.texts)) for x in SEPARATORS)
+
+    @functools.cached_property
     def sources(self) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
         """All documents' code points in one array, followed by the separator strings; the
         documents' offsets in it; where each separator string starts (for rendering)."""
-        extra = [x for x in dict.fromkeys((*SEPARATORS[1:], self.separator)) if x]
+        extra = [x for x in dict.fromkeys((*self.gap_separators[1:], self.separator)) if x]
         allt = "".join(self.texts)
         lens = np.array([len(t) for t in self.texts], dtype=np.int64)
         offs = np.concatenate(([0], np.cumsum(lens)[:-1])) if lens.size else lens
@@ -170,11 +178,11 @@ def _assemble(
         between[0] = False
         seg_start[between, 0] = where[dsep]
         seg_len[between, 0] = len(dsep)
-    for c in range(1, len(SEPARATORS)):
+    for c, gsep in enumerate(plan.gap_separators[1:], 1):
         m = ~new_doc & (sep_cls == c)
         if m.any():
-            seg_start[m, 1] = where[SEPARATORS[c]]
-            seg_len[m, 1] = len(SEPARATORS[c])
+            seg_start[m, 1] = where[gsep]
+            seg_len[m, 1] = len(gsep)
     a = doc_off[run_doc] + plan.starts[first]
     seg_start[:, 2] = a
     seg_len[:, 2] = doc_off[run_doc] + plan.ends[last] - a
@@ -207,115 +215,6 @@ def unit_costs(
     u = np.searchsorted(gends, starts, side="right")
     u = np.minimum(u, plan.n - 1)
     return np.bincount(u, minlength=plan.n).astype(np.int64)
-
-
-def ranking(plan: Plan) -> np.ndarray:
-    """Selectable units, best first (probability, then position: deterministic)."""
-    cand = np.flatnonzero(~plan.forced & ~plan.excluded)
-    order = np.lexsort((cand, -plan.probs[cand]))
-    return cand[order]
-
-
-def select_global(
-    plan: Plan,
-    target: int,
-    reader: ReaderTokenizer,
-    joined: str,
-    token_starts: np.ndarray | None = None,
-) -> tuple[Rendered, int]:
-    """Keep forced units plus the best others so the text has <= target reader tokens.
-
-    Gets within one unit of the target: adding the next-ranked unit would exceed it.
-    Returns the rendering and its exact token count.
-    """
-    base = plan.forced & ~plan.excluded
-    order = ranking(plan)
-    cost = unit_costs(plan, reader, joined, token_starts)
-    kmax = order.size
-    cum = np.concatenate(([0], np.cumsum(cost[order])))  # cum[k]: estimated cost of the top k
-    base_cost = int(cost[base].sum())
-    memo: dict[int, tuple[Rendered, int]] = {}
-    make_counter = getattr(reader, "counter", None)
-    count = make_counter() if make_counter is not None else reader.count
-
-    def mask(k: int) -> np.ndarray:
-        """Forced units plus the top k (neither side holds excluded units)."""
-        m = base.copy()
-        m[order[:k]] = True
-        return m
-
-    def at(k: int) -> tuple[Rendered, int]:
-        if k not in memo:
-            r = render(plan, mask(k), spans_too=False)
-            memo[k] = (r, count(r.text))
-        return memo[k]
-
-    # Kept runs at each k (each run boundary costs the reader extra tokens: a separator
-    # that does not merge with its neighbours as it did in the original text). Adding the
-    # k-th ranked unit starts a run (+1), extends one (0) or joins two (-1), depending on
-    # whether its neighbours were kept before it: forced ones always, ranked ones if ranked
-    # higher. So every k's count is one cumulative sum.
-    n = plan.n
-    rank = np.full(n + 2, kmax + 1, dtype=np.int64)  # padded: rank[u + 1] is unit u's
-    rank[1:-1][base] = -1
-    rank[order + 1] = np.arange(kmax)
-    pos = np.arange(kmax)
-    delta = 1 - (rank[order] < pos).astype(np.int64) - (rank[order + 2] < pos)
-    run_count = np.concatenate(
-        ([int(np.count_nonzero(base[1:] & ~base[:-1])) + int(base[:1].sum())], delta)
-    ).cumsum()
-
-    def runs(k: int) -> int:
-        return int(run_count[k])
-
-    def guess(per_run: float, lo: int, hi: int) -> int:
-        """Largest k in (lo, hi) whose estimate base + cum[k] + per_run * runs(k) fits."""
-        a, b = lo + 1, hi - 1  # estimates fit at a-1 (or a is the floor), not beyond b
-        while a < b:
-            mid = (a + b + 1) // 2
-            # estimates are fractional, counts whole: an estimate below target + 1 may fit
-            if base_cost + cum[mid] + per_run * runs(mid) < target + 0.95:
-                a = mid
-            else:
-                b = mid - 1
-        return a
-
-    # lo: largest k known to fit; hi: smallest k known not to. The estimate is the units'
-    # own tokens (attributed in the original text) plus a drift per kept run, calibrated by
-    # each exact count; ~0.2 tokens per run for cl100k on prose is the first guess. The
-    # forced-only text is counted only if nothing larger fits.
-    lo, hi = -1, kmax + 1
-    per_run = 0.2
-    k = guess(per_run, lo, hi)
-    for _ in range(12):
-        _, c = at(k)
-        if c <= target:
-            lo = k
-        else:
-            hi = k
-        if hi == lo + 1 or lo == kmax or hi == 0:
-            break
-        n_runs = runs(k)
-        if n_runs:
-            per_run = (c - base_cost - float(cum[k])) / n_runs
-        nk = guess(per_run, lo, hi)
-        if nk == k:
-            nk = k + 1 if c <= target else k - 1
-        k = min(max(nk, lo + 1), hi - 1)
-    while hi - lo > 1 and lo < kmax:  # bisect whatever the estimates left open
-        mid = (lo + hi) // 2
-        if at(mid)[1] <= target:
-            lo = mid
-        else:
-            hi = mid
-    if lo < 0:
-        raise BudgetError(
-            f"the budget of {target} tokens is smaller than what must be kept: force tokens "
-            f"and protected spans alone take {at(0)[1]} tokens; raise the budget, or pass fewer "
-            "force_tokens / a narrower Protection"
-        )
-    r, c = at(lo)
-    return with_spans(plan, r), c
 
 
 def select_per_chunk(

@@ -6,6 +6,7 @@ per-document cost is a handful of vectorised passes, not a Python loop over word
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -67,7 +68,9 @@ def digit_mask(cps: np.ndarray) -> np.ndarray:
 
 
 def newline_mask(cps: np.ndarray) -> np.ndarray:
-    return (cps == 0x0A) | (cps == 0x2028) | (cps == 0x2029)
+    m = (cps == 0x0A) | (cps == 0x0D) | (cps == 0x2028) | (cps == 0x2029)
+    m[:-1] &= ~((cps[:-1] == 0x0D) & (cps[1:] == 0x0A))  # CRLF is one line break, CR alone one
+    return m
 
 
 def whitespace_mask(cps: np.ndarray) -> np.ndarray:
@@ -83,6 +86,71 @@ def whitespace_mask(cps: np.ndarray) -> np.ndarray:
         | (cps == 0x202F)
         | (cps == 0x205F)
     )
+
+
+# Grapheme cluster break classes a character can join its predecessor's cluster by, or
+# let its successor join (UAX #29: Extend, ZWJ, SpacingMark, Prepend, Hangul L/V/T,
+# Regional_Indicator). A text with none of them has one cluster per character (CR LF aside,
+# which never lies inside a unit).
+_JOINERS = r"[\p{GCB=Extend}\p{GCB=ZWJ}\p{GCB=SpacingMark}\p{GCB=Prepend}\p{GCB=L}\p{GCB=V}\p{GCB=T}\p{GCB=Regional_Indicator}]"
+_JOINER_TABLE_END = 0x30000  # planes 0-2 by table; the tags/variation-selector plane 14 below
+
+
+@functools.lru_cache(maxsize=1)
+def _joiner_table() -> np.ndarray:
+    """Per code point below ``_JOINER_TABLE_END`` (from U+0300, the first combining mark):
+    True when it has one of the joining classes. Built once, by the regex module's own
+    Unicode tables (~40 ms)."""
+    import regex
+
+    lo = 0x300
+    cps = np.arange(lo, _JOINER_TABLE_END)
+    cps = cps[(cps < 0xD800) | (cps > 0xDFFF)]  # no surrogates
+    chars = cps.astype("<u4").tobytes().decode("utf-32-le")
+    table = np.zeros(_JOINER_TABLE_END, dtype=bool)
+    hits = [m.start() for m in regex.finditer(_JOINERS, chars)]
+    table[cps[np.asarray(hits, dtype=np.int64)]] = True
+    return table
+
+
+def grapheme_starts(text: str, cps: np.ndarray | None = None) -> np.ndarray | None:
+    """Offsets at which the text's extended grapheme clusters start, or None when every
+    character starts one (ASCII, most Latin, Cyrillic and CJK text: checked with numpy, no
+    per-character work). Clusters come from the regex module's ``\\X`` (UAX #29: a letter
+    and its combining marks, an Indic syllable, an emoji ZWJ sequence, a flag)."""
+    if text.isascii():
+        return None
+    if cps is None:
+        cps = codepoints(text)
+    # no joiners among: general punctuation (curly quotes, dashes), CJK ideographs, Hangul
+    # syllables (which join only with a following jamo, itself a joiner)
+    hi = cps[
+        (cps >= 0x300)
+        & ~((cps >= 0x2010) & (cps <= 0x205F))
+        & ~((cps >= 0x4E00) & (cps <= 0x9FFF))
+        & ~((cps >= 0xAC00) & (cps <= 0xD7A3))
+    ]
+    if hi.size == 0:
+        return None
+    table = _joiner_table()
+    inside = hi < table.size
+    if not (table[hi[inside]].any() or (hi[~inside] >= 0xE0000).any()):
+        return None
+    import regex
+
+    lens = np.fromiter(map(len, regex.findall(r"\X", text)), dtype=np.int64)
+    return np.concatenate(([0], np.cumsum(lens)[:-1]))
+
+
+def snap_to_graphemes(
+    starts: np.ndarray, ends: np.ndarray, cluster_starts: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Spans widened to whole grapheme clusters: each start moved back to the start of its
+    cluster, each end forward to the end of its cluster (``n``: the text's length)."""
+    bounds = np.concatenate((cluster_starts, [n]))
+    s = bounds[np.maximum(np.searchsorted(bounds, starts, side="right") - 1, 0)]
+    e = bounds[np.minimum(np.searchsorted(bounds, ends, side="left"), bounds.size - 1)]
+    return s, e
 
 
 def gap_classes(cps: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -128,9 +196,16 @@ class Protection:
         }
 
 
-_FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*?^[ \t]*\1[ \t]*$", re.M | re.S)
-_UNCLOSED_FENCE = re.compile(r"^[ \t]*(```|~~~)[^\n]*\n.*\Z", re.M | re.S)
-_INLINE_CODE = re.compile(r"(`+)[^`\n]+?\1")
+_FENCE_LINE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[ \t]*([^\n]*?)[ \t]*$", re.M)
+# Inline code: a short backtick span on one line that opens after a non-word character and
+# closes before one ("don`t ... it`s" is no code span), holds no sentence end followed by
+# whitespace and no PTB/LaTeX closing quote ('' as in "`` hello ''"): prose that happens to
+# hold backticks is never protected wholesale.
+INLINE_CODE_MAX_CHARS = 100
+_INLINE_CODE = re.compile(
+    rf"(?<![`\w])(`{{1,2}})(?!`)([^`\n]{{1,{INLINE_CODE_MAX_CHARS}}}?)(?<!`)\1(?![`\w])"
+)
+_NOT_CODE = re.compile(r"[.!?][\"')\]]*\s|''")
 _URL = re.compile(
     r"\b(?:https?|ftp)://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]|\bwww\.[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]"
 )
@@ -163,15 +238,10 @@ def find_protected(
             remove.append((a, a + len(open_m)))
             remove.append((b, b + len(close_m)))
             pos = b + len(close_m)
-    if protection.code:
-        fenced = [m.span() for m in _FENCE.finditer(text)]
-        keep.extend(fenced)
-        last = fenced[-1][1] if fenced else 0
-        m = _UNCLOSED_FENCE.search(text, last)
-        if m and not any(a <= m.start() < b for a, b in fenced):
-            keep.append(m.span())
-        if "`" in text:
-            keep.extend(m.span() for m in _INLINE_CODE.finditer(text))
+    if protection.code and ("```" in text or "~~~" in text):
+        keep.extend(fenced_blocks(text))
+    if protection.code and "`" in text:
+        keep.extend(inline_code(text))
     if protection.urls and ("://" in text or "www." in text):
         keep.extend(m.span() for m in _URL.finditer(text))
     if protection.markdown:
@@ -182,6 +252,45 @@ def find_protected(
     if protection.json and "{" in text:
         keep.extend(_json_objects(text))
     return _merge(keep), sorted(remove)
+
+
+def fenced_blocks(text: str) -> list[tuple[int, int]]:
+    """Fenced code blocks that open and close, fence lines included.
+
+    Fence lines pair up in order: an opening fence (three or more backticks or tildes, an
+    optional info string) is closed by the next bare fence of the same character at least as
+    long. A fence that never closes protects nothing (a chunk cut out of a longer document
+    often starts inside a block, with its closing fence). Nor does a pairing that would
+    enclose a fence line of that size with an info string (```` ```python ````): such a line
+    can only open a block, so the earlier fence was a stray closing one and the block starts
+    there.
+    """
+    lines = [
+        (m.start(), m.end(), m.group(1)[0], len(m.group(1)), bool(m.group(2)))
+        for m in _FENCE_LINE.finditer(text)
+    ]
+    out: list[tuple[int, int]] = []
+    i = 0
+    while i < len(lines):
+        start, _, char, size, _ = lines[i]
+        nxt = i + 1  # where to look for the next opening fence
+        for j in range(i + 1, len(lines)):
+            _, end, c, n, info = lines[j]
+            if c != char or n < size:  # content of the block
+                continue
+            if not info:
+                out.append((start, end))
+                nxt = j + 1
+            else:  # an opening fence inside: the one at i opened nothing
+                nxt = j
+            break
+        i = nxt
+    return out
+
+
+def inline_code(text: str) -> list[tuple[int, int]]:
+    """Inline code spans (see ``_INLINE_CODE``), backticks included."""
+    return [m.span() for m in _INLINE_CODE.finditer(text) if not _NOT_CODE.search(m.group(2))]
 
 
 def _json_objects(text: str) -> list[tuple[int, int]]:
@@ -215,10 +324,14 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def overlap_mask(starts: np.ndarray, ends: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
     """True for units [starts, ends) that overlap any of the sorted, disjoint ``spans``."""
+    return span_index(starts, ends, spans) >= 0
+
+
+def span_index(starts: np.ndarray, ends: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
+    """Index in the sorted, disjoint ``spans`` of the span each unit overlaps (-1: none)."""
     if not spans:
-        return np.zeros(starts.size, dtype=bool)
+        return np.full(starts.size, -1, dtype=np.int64)
     arr = np.asarray(spans, dtype=np.int64)
-    # the last span starting before the unit's end must end after the unit's start
     j = np.searchsorted(arr[:, 0], ends, side="left") - 1
-    ok = j >= 0
-    return ok & (arr[np.clip(j, 0, None), 1] > starts)
+    hit = (j >= 0) & (arr[np.clip(j, 0, None), 1] > starts)
+    return np.where(hit, j, -1)

@@ -79,10 +79,12 @@ def test_invariants(tiny_bert_compressor, reader, text, ratio, split):
     assert r.compressed_tokens <= r.target_tokens or r.ratio == 1.0
     if not any(ord(ch) > 0x2E80 for ch in text):
         check_no_fused_words(r, docs)
-    # forced punctuation is kept unless it directly repeats a kept one (drop_consecutive)
+    # forced punctuation is kept unless it directly repeats a kept one (drop_consecutive),
+    # or the budget overflowed (tests/test_overflow.py checks that case)
+    overflow = any(n.startswith("budget overflow") for n in r.notes)
     for sc, doc in zip(r.scores or [], docs):
         for a, b, k, f in zip(sc.starts, sc.ends, sc.kept, sc.forced):
-            if f and not k:
+            if f and not k and not overflow:
                 assert doc[a:b] in (".", "?", "!")
     # deterministic
     assert tiny_bert_compressor.compress(docs, ratio=ratio).text == r.text

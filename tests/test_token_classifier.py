@@ -120,14 +120,15 @@ def test_tiny_budget_drops_whole_documents_and_says_so(minilm_compressor, reader
     assert len(r.documents) == 3
 
 
-def test_budget_smaller_than_forced_content_is_an_error(minilm_compressor):
+def test_budget_smaller_than_forced_content_is_an_error_when_strict(minilm_classifier_dir):
     text = (
         "Keep this: <ctxcomp:keep>"
         + "important clause, " * 30
         + "</ctxcomp:keep> and more words here."
     )
+    strict = TokenClassifierCompressor(str(minilm_classifier_dir), on_overflow="error")
     with pytest.raises(BudgetError, match="protected spans alone take"):
-        minilm_compressor.compress(text, target_tokens=20)
+        strict.compress(text, target_tokens=20)
 
 
 PROTECTED = """# Install guide

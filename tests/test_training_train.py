@@ -114,21 +114,22 @@ def test_tiny_run_learns_checkpoints_and_resumes(tmp_path: Path, tiny_base: Path
     res = train(data, val, cfg, log=logs.append)
     first, last = res.history[0]["val_loss"], res.history[-1]["val_loss"]
     assert last < first * 0.8, res.history
-    cks = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step-*.pt"))
-    assert cks == ["step-0000016.pt", "step-0000024.pt"]
+    cks = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert cks == ["step-0000016.safetensors", "step-0000024.safetensors"]
     # resume: continue the same run to 28 steps
     cfg.max_steps, cfg.resume = 28, True
     logs.clear()
     res2 = train(data, val, cfg, log=logs.append)
     assert any("resumed from step 24" in m for m in logs)
     assert res2.steps == 28 and res2.history[0]["step"] == 4  # history carried over
-    assert (tmp_path / "run" / "checkpoints" / "step-0000028.pt").is_file()
+    assert (tmp_path / "run" / "checkpoints" / "step-0000028.safetensors").is_file()
 
 
 def test_head_only_cached_and_export_loads(
     tmp_path: Path, tiny_base: Path, essays: dict[str, str]
 ) -> None:
     import ctxcomp
+    from ctxcomp.errors import ModelLoadError
     from ctxcomp.models import is_delta_dir, load_delta_compressor
     from ctxcomp.training.trainer import TrainConfig, train
 
@@ -149,12 +150,14 @@ def test_head_only_cached_and_export_loads(
     )
     res = train(_synthetic(24), _synthetic(6, seed=2), cfg, log=lambda m: None)
     assert res.history[-1]["val_loss"] < res.history[0]["val_loss"] + 1e-6
-    assert list((tmp_path / "run" / "cache").glob("features-*.pt"))
+    assert list((tmp_path / "run" / "cache").glob("features-*.safetensors"))
     mdir = tmp_path / "run" / "model"
     assert is_delta_dir(mdir)
     conf = json.loads((mdir / "config.json").read_text())
     assert conf["keep_layers"] == 1 and conf["base"]["path"] == str(tiny_base)
-    comp = load_delta_compressor(mdir, device="cpu")
+    with pytest.raises(ModelLoadError, match="base_path"):  # config.json cannot pick the base
+        load_delta_compressor(mdir, device="cpu")
+    comp = load_delta_compressor(mdir, base_path=tiny_base, device="cpu")
     text = essays["avg"][:3000]
     r = ctxcomp.compress(text, target_tokens=120, compressor=comp)
     assert 0 < r.compressed_tokens <= 120

@@ -18,6 +18,7 @@ from .keys import Segment, config_hash, segment_id, segment_text, token_key
 from .segment_cache import CacheStats, SegmentCache, as_cache
 from .sqlite_store import SQLiteStore, default_cache_path
 from .store import Eviction, MemoryStore, Store
+from .tc import WINDOW_KIND  # registers the tc.window value checks with every import
 
 
 def __getattr__(name: str) -> Any:  # lazy: these need optional dependencies when used
@@ -37,6 +38,7 @@ def __getattr__(name: str) -> Any:  # lazy: these need optional dependencies whe
 
 
 __all__ = [
+    "WINDOW_KIND",
     "Artifact",
     "CacheError",
     "CacheStats",

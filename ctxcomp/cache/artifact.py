@@ -7,7 +7,9 @@ An encoded artifact is::
 The header names the kind (``"tc.window"``, ``"embedding"``, later ``"latent"``...), and
 each array's dtype, shape and byte length. The digest covers everything before it, so a
 torn, truncated or bit-flipped value fails :func:`decode` with :class:`CorruptEntryError`
-and is never handed to a compressor.
+and is never handed to a compressor; decoded values are then checked (finite, and each
+kind's own rules, :func:`register_validator`), so a well-formed but poisoned value is not
+served either.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,4 +116,50 @@ def decode(data: bytes | bytearray | memoryview, *, kind: str | None = None) -> 
         pos += nb
     if pos != len(body):
         raise CorruptEntryError("cache entry: payload length does not match its header")
-    return Artifact(kind=str(header["kind"]), arrays=arrays, meta=dict(header.get("meta") or {}))
+    art = Artifact(kind=str(header["kind"]), arrays=arrays, meta=dict(header.get("meta") or {}))
+    check_values(art)
+    return art
+
+
+# -- values -------------------------------------------------------------------------------
+# A checksum proves a value is what was written, not that it is sane: a writer with access
+# to the store (or a bug) can store NaN, inf or 1e30 with a valid checksum. Every decoded
+# artifact is checked: floating arrays finite, then the rules its kind registered.
+
+Validator = Callable[[Artifact], "str | None"]
+_VALIDATORS: dict[str, Validator] = {}
+
+
+def register_validator(kind: str, fn: Validator) -> None:
+    """Check every decoded artifact of ``kind`` with ``fn`` (returns a problem or None)."""
+    _VALIDATORS[kind] = fn
+
+
+def check_values(art: Artifact) -> None:
+    """:class:`CorruptEntryError` unless ``art``'s values are finite and fit its kind."""
+    for name, a in art.arrays.items():
+        if a.dtype.kind == "f" and not bool(np.isfinite(a).all()):
+            raise CorruptEntryError(f"cache entry {art.kind}: {name!r} holds NaN or infinity")
+    fn = _VALIDATORS.get(art.kind)
+    problem = fn(art) if fn is not None else None
+    if problem:
+        raise CorruptEntryError(f"cache entry {art.kind}: {problem}")
+
+
+def probabilities(a: np.ndarray | None, name: str) -> str | None:
+    """A problem if ``a`` is not a 1-D float array of values in [0, 1]."""
+    if a is None or a.ndim != 1 or a.dtype.kind != "f":
+        return f"{name!r} must be a 1-D float array"
+    if a.size and (float(a.min()) < 0.0 or float(a.max()) > 1.0):
+        return f"{name!r} holds values outside [0, 1]"
+    return None
+
+
+def unit_vector(a: np.ndarray | None, name: str, tol: float = 1e-3) -> str | None:
+    """A problem if ``a`` is not a 1-D float vector of L2 norm 1 (within ``tol``)."""
+    if a is None or a.ndim != 1 or a.dtype.kind != "f" or a.size == 0:
+        return f"{name!r} must be a non-empty 1-D float vector"
+    n = float(np.linalg.norm(a.astype(np.float64)))
+    if abs(n - 1.0) > tol:
+        return f"{name!r} must have norm 1, has {n:.6g}"
+    return None

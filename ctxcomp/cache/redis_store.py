@@ -1,6 +1,8 @@
 """A Redis store: one cache shared by many workers or machines.
 
-Keys are ``<prefix>:<namespace>:<kind>:<key>``; a batch is written in one ``MULTI``/``EXEC``
+Keys are ``<prefix>:<namespace>:<kind>:<key>`` with ``%`` and ``:`` percent-encoded in the
+namespace and the kind, so one namespace's keys never match another's pattern
+(``clear("org:42")`` leaves ``org:42:user:7`` alone) and glob characters are escaped; a batch is written in one ``MULTI``/``EXEC``
 transaction (atomic: readers see all of it or none). TTL uses Redis expiry; size-bounded LRU
 eviction is the server's job (``maxmemory`` + ``maxmemory-policy allkeys-lru``), as with any
 Redis cache. Counters live in the hash ``<prefix>:counters``.
@@ -97,7 +99,16 @@ class RedisStore:
         return time.monotonic() >= self._down_until
 
     def _k(self, ns: str, kind: str, key: str) -> str:
-        return f"{self.prefix}:{ns}:{kind}:{key}"
+        return f"{self.prefix}:{_part(ns)}:{_part(kind)}:{key}"
+
+    def _pattern(self, ns: str | None, kind: str | None = None) -> str:
+        """SCAN pattern of exactly one namespace (and kind), or of every entry."""
+        pat = _esc(self.prefix) + ":"
+        if ns is not None:
+            pat += _esc(_part(ns)) + ":"
+            if kind is not None:
+                pat += _esc(_part(kind)) + ":"
+        return pat + "*"
 
     # -- protocol -------------------------------------------------------------------
 
@@ -139,7 +150,7 @@ class RedisStore:
         return list(r.scan_iter(match=pattern, count=1000))
 
     def iter_kind(self, namespace: str, kind: str) -> Iterator[tuple[str, bytes]]:
-        pat = f"{_esc(self.prefix)}:{_esc(namespace)}:{_esc(kind)}:*"
+        pat = self._pattern(namespace, kind)
         cut = len(self._k(namespace, kind, ""))
 
         def _all(r: Any) -> list[tuple[str, bytes]]:
@@ -168,17 +179,13 @@ class RedisStore:
 
     def clear(self, namespace: str | None = None) -> int:
         def _clear(r: Any) -> int:
-            pat = (
-                f"{_esc(self.prefix)}:{_esc(namespace)}:*"
-                if namespace
-                else f"{_esc(self.prefix)}:*"
-            )
+            pat = self._pattern(namespace)
             book = {f"{self.prefix}:namespaces".encode(), f"{self.prefix}:counters".encode()}
             names = [x for x in self._scan(r, pat) if x not in book]
             n = 0
             for i in range(0, len(names), 500):
                 n += int(r.unlink(*names[i : i + 500]))
-            if namespace:
+            if namespace is not None:
                 r.srem(f"{self.prefix}:namespaces", namespace)
             else:
                 r.unlink(*book)
@@ -194,7 +201,7 @@ class RedisStore:
             per: dict[str, dict[str, int]] = {}
             total_e = total_b = 0
             for ns in sorted(x.decode() for x in r.smembers(f"{self.prefix}:namespaces")):
-                names = self._scan(r, f"{_esc(self.prefix)}:{_esc(ns)}:*")
+                names = self._scan(r, self._pattern(ns))
                 p = r.pipeline(transaction=False)
                 for n in names:
                     p.strlen(n)
@@ -244,6 +251,11 @@ class RedisStore:
 
 
 _FALLBACK = object()
+
+
+def _part(s: str) -> str:
+    """A namespace or kind as one key component: no ``:`` inside (``%`` escapes)."""
+    return s.replace("%", "%25").replace(":", "%3A")
 
 
 def _esc(s: str) -> str:

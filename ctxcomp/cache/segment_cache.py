@@ -21,11 +21,21 @@ from typing import Any
 
 import numpy as np
 
-from .artifact import Artifact, CacheError, CorruptEntryError, decode
+from .artifact import (
+    Artifact,
+    CacheError,
+    CorruptEntryError,
+    decode,
+    register_validator,
+    unit_vector,
+)
 from .keys import check_namespace
+from .mac import is_sealed, resolve_key, seal, unseal
+from .spec import open_store
 from .store import Eviction, MemoryStore, Store
 
 EMBEDDING_KIND = "embedding"
+register_validator(EMBEDDING_KIND, lambda a: unit_vector(a.arrays.get("v"), "v"))
 _FLUSH_EVERY = 5.0
 
 
@@ -37,6 +47,7 @@ class CacheStats:
     misses: int = 0
     near_hits: int = 0
     corrupt: int = 0
+    unauthenticated: int = 0  # entries without a valid keyed digest: misses, never served
     puts: int = 0
     bytes_read: int = 0
     bytes_written: int = 0
@@ -54,8 +65,11 @@ class CacheStats:
 class SegmentCache:
     """Per-segment artifacts keyed by content, isolated by namespace.
 
-    ``store``: a :class:`~ctxcomp.cache.store.Store`, a path to an SQLite file, or ``None``
+    ``store``: a :class:`~ctxcomp.cache.store.Store`, a path to an SQLite file, a
+    ``redis://`` / ``rediss://`` / ``unix://`` URL (:mod:`ctxcomp.cache.spec`), or ``None``
     for the default SQLite file (:func:`~ctxcomp.cache.sqlite_store.default_cache_path`).
+    ``key``: secret for keyed digests of every entry (:mod:`ctxcomp.cache.mac`; default
+    ``$CTXCOMP_CACHE_KEY``): use one whenever others can write to the store.
     ``near``: enable near-duplicate reuse (needs the ``faiss`` extra). ``near_threshold``:
     minimum cosine similarity of segment embeddings to try reuse; ``max_fresh_fraction``:
     above this share of unmatched tokens the segment is scored fresh in full.
@@ -74,13 +88,15 @@ class SegmentCache:
         index_kind: str = "auto",
         exact_below: int = 50_000,
         use_gpu: bool | str = "auto",
+        key: str | bytes | None = None,
     ) -> None:
+        self._key = resolve_key(key)
         if store is None or isinstance(store, (str, os.PathLike)):
-            from .sqlite_store import SQLiteStore
-
-            store = SQLiteStore(store)
+            store = open_store(store)
         if not isinstance(store, Store):
-            raise CacheError(f"store must be a Store, a path or None, got {type(store).__name__}")
+            raise CacheError(
+                f"store must be a Store, a path, a Redis URL or None, got {type(store).__name__}"
+            )
         self.store = store
         self.near = bool(near)
         self.near_threshold = float(near_threshold)
@@ -111,9 +127,14 @@ class SegmentCache:
         out: dict[str, Artifact] = {}
         bad: list[str] = []
         nbytes = 0
+        unauthenticated = 0
         for k, v in raw.items():
+            body = self._open(namespace, kind, k, v)
+            if body is None:
+                unauthenticated += 1
+                continue
             try:
-                out[k] = decode(v, kind=kind)
+                out[k] = decode(body, kind=kind)
                 nbytes += len(v)
             except CorruptEntryError:
                 bad.append(k)
@@ -122,6 +143,8 @@ class SegmentCache:
         with self._lock:
             self.stats.corrupt += len(bad)
             self._bump("corrupt", len(bad))
+            self.stats.unauthenticated += unauthenticated
+            self._bump("unauthenticated", unauthenticated)
             self.stats.bytes_read += nbytes
             if count:
                 self.stats.hits += len(out)
@@ -131,10 +154,26 @@ class SegmentCache:
         self._maybe_flush()
         return out
 
+    @property
+    def keyed(self) -> bool:
+        """Whether entries carry keyed digests (HMAC)."""
+        return self._key is not None
+
+    def _open(self, namespace: str, kind: str, k: str, v: bytes) -> bytes | None:
+        """The artifact bytes of a stored value, or None if its keyed digest is missing or
+        wrong (with a key), or it carries one that cannot be checked (without a key)."""
+        if self._key is not None:
+            return unseal(self._key, namespace, kind, k, v)
+        return None if is_sealed(v) else v
+
+    def _seal(self, namespace: str, kind: str, k: str, a: Artifact) -> bytes:
+        b = a.encode()
+        return b if self._key is None else seal(self._key, namespace, kind, k, b)
+
     def put(self, namespace: str, kind: str, items: Mapping[str, Artifact]) -> None:
         """Write all items in one atomic batch."""
         check_namespace(namespace)
-        enc = {k: a.encode() for k, a in items.items()}
+        enc = {k: self._seal(namespace, kind, k, a) for k, a in items.items()}
         self.store.put_many(namespace, kind, enc)
         with self._lock:
             self.stats.puts += len(enc)
@@ -215,14 +254,18 @@ class SegmentCache:
         from .index import NearIndex
 
         keys, vecs = [], []
-        for k, v in self.store.iter_kind(namespace, self._embedding_kind()):
+        dim = self.embedder.dim
+        store_kind = self._embedding_kind()
+        for k, v in self.store.iter_kind(namespace, store_kind):
+            body = self._open(namespace, store_kind, k, v)
             try:
-                a = decode(v, kind=EMBEDDING_KIND)
+                a = decode(body, kind=EMBEDDING_KIND) if body is not None else None
             except CorruptEntryError:
-                continue
+                a = None
+            if a is None or a.arrays["v"].shape != (dim,):
+                continue  # unauthenticated, corrupt, or of another dimension: not indexed
             keys.append(k)
             vecs.append(a.arrays["v"])
-        dim = self.embedder.dim
         arr = np.stack(vecs) if vecs else np.zeros((0, dim), np.float32)
         idx = NearIndex.build(keys, arr, dim, **self._index_kw)
         with self._lock:
@@ -234,10 +277,12 @@ class SegmentCache:
         if not keys:
             return
         idx = self.index(namespace)
+        vecs = np.asarray(vecs, dtype=np.float32)
+        vecs = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
         self.put(
             namespace,
             self._embedding_kind(),
-            {k: Artifact(EMBEDDING_KIND, {"v": v.astype(np.float32)}) for k, v in zip(keys, vecs)},
+            {k: Artifact(EMBEDDING_KIND, {"v": v}) for k, v in zip(keys, vecs)},
         )
         with self._lock:
             idx.add(keys, vecs)
@@ -306,7 +351,8 @@ class SegmentCache:
 
 def as_cache(cache: Any) -> SegmentCache | None:
     """What a compressor's ``cache=`` argument may be: None/False (off), True (default
-    SQLite file), a path, a Store, or a SegmentCache."""
+    SQLite file), a path, a Redis URL (``redis://``, ``rediss://``, ``unix://``), a Store,
+    or a SegmentCache."""
     if cache is None or cache is False:
         return None
     if cache is True:
@@ -318,7 +364,8 @@ def as_cache(cache: Any) -> SegmentCache | None:
     if isinstance(cache, Store):
         return SegmentCache(cache)
     raise CacheError(
-        f"cache must be a SegmentCache, a Store, a path, True or None, got {type(cache).__name__}"
+        "cache must be a SegmentCache, a Store, a path, a Redis URL, True or None, "
+        f"got {type(cache).__name__}"
     )
 
 

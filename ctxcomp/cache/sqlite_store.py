@@ -5,10 +5,14 @@
   journal rolls the torn transaction back on the next open).
 * Concurrency: WAL (readers never block the writer), ``busy_timeout`` for writer queues, one
   connection per process and thread (re-opened after ``fork``).
-* Integrity: on open, the file header is checked and ``PRAGMA quick_check`` run; a corrupt or
-  truncated file is renamed aside (``<name>.corrupt-<time>-<pid>``) under a lock file and a
-  fresh empty cache is created in its place. A "malformed" error while running does the same.
-  Every value is additionally checksummed (see :mod:`ctxcomp.cache.artifact`).
+* Ownership (:mod:`ctxcomp.cache.sqlite_file`): a new cache is created atomically with
+  ctxcomp's ``application_id`` in its header; a path holding anything that is not provably a
+  ctxcomp cache (a text file, another program's database, a folder) is refused with a
+  :class:`~ctxcomp.cache.CacheError` and never modified.
+* Integrity: on open, the file size and ``PRAGMA quick_check`` are checked; a corrupt or
+  truncated cache of ours is renamed aside (``<name>.corrupt-<time>-<pid>``) under a lock
+  file and a fresh empty cache is created in its place. A "malformed" error while running
+  does the same. Every value is additionally checksummed (see :mod:`ctxcomp.cache.artifact`).
 * Eviction: TTL on creation time, then least-recently-used down to 90% of ``max_bytes`` /
   ``max_entries``. Last-access times are refreshed at most once a minute per entry, so reads
   rarely write.
@@ -27,43 +31,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from . import sqlite_file
 from .artifact import CacheError
+from .sqlite_schema import SCHEMA_VERSION, create_schema
 from .store import Eviction
 
 log = logging.getLogger("ctxcomp.cache")
 
-_HEADER = b"SQLite format 3\x00"
-_SCHEMA_VERSION = 1
 _TOUCH_EVERY = 60.0  # seconds between last-access refreshes of one entry
 _CHUNK = 400  # keys per IN (...) query
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS entries (
-    ns TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value BLOB NOT NULL,
-    size INTEGER NOT NULL,
-    created REAL NOT NULL,
-    accessed REAL NOT NULL,
-    PRIMARY KEY (ns, kind, key)
-);
-CREATE INDEX IF NOT EXISTS entries_accessed ON entries (accessed);
-CREATE INDEX IF NOT EXISTS entries_created ON entries (created);
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta VALUES ('schema', {_SCHEMA_VERSION}), ('bytes', 0), ('entries', 0);
-CREATE TRIGGER IF NOT EXISTS entries_ins AFTER INSERT ON entries BEGIN
-    UPDATE meta SET value = value + new.size WHERE name = 'bytes';
-    UPDATE meta SET value = value + 1 WHERE name = 'entries';
-END;
-CREATE TRIGGER IF NOT EXISTS entries_del AFTER DELETE ON entries BEGIN
-    UPDATE meta SET value = value - old.size WHERE name = 'bytes';
-    UPDATE meta SET value = value - 1 WHERE name = 'entries';
-END;
-CREATE TRIGGER IF NOT EXISTS entries_upd AFTER UPDATE OF size ON entries BEGIN
-    UPDATE meta SET value = value + new.size - old.size WHERE name = 'bytes';
-END;
-"""
 
 
 def default_cache_path() -> Path:
@@ -97,7 +73,6 @@ class SQLiteStore:
         self.quarantined: list[Path] = []  # corrupt files this object moved aside
         self._local = threading.local()
         self._lock = threading.RLock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn()  # open (and check) now, so problems surface at construction
 
     # -- connections ------------------------------------------------------------------
@@ -121,8 +96,15 @@ class SQLiteStore:
         return c
 
     def _open_checked(self) -> sqlite3.Connection:
-        problem = self._header_problem()
+        """Open the cache (creating it if absent); a corrupt one of ours is set aside."""
+        state = sqlite_file.inspect(self.path)  # foreign files: CacheError, untouched
+        if state == sqlite_file.MISSING:
+            sqlite_file.create(self.path, create_schema)
+            state = sqlite_file.inspect(self.path)
+        sqlite_file.check_writable(self.path)
+        problem = sqlite_file.size_problem(self.path) if self.check != "none" else None
         if problem is None:
+            c = None
             try:
                 c = self._connect()
                 if self.check == "quick":
@@ -130,80 +112,59 @@ class SQLiteStore:
                     if [r[0] for r in rows] != ["ok"]:
                         problem = "quick_check: " + "; ".join(str(r[0]) for r in rows[:3])
                 if problem is None:
-                    self._init_schema(c)
+                    problem = self._check_schema(c, tag=state == sqlite_file.LEGACY)
+                if problem is None:
                     return c
                 c.close()
             except sqlite3.DatabaseError as exc:
-                if _is_busy(exc):
+                if c is not None:
+                    c.close()
+                if sqlite_file.is_busy(exc):
                     raise CacheError(f"cache {self.path} is locked: {exc}") from exc
+                if not sqlite_file.is_corruption(exc):
+                    raise sqlite_file.explain(self.path, exc) from None
                 problem = f"{type(exc).__name__}: {exc}"
         self._quarantine(problem)
+        if not self.path.exists():
+            sqlite_file.create(self.path, create_schema)
         c = self._connect()
-        self._init_schema(c)
+        still = self._check_schema(c, tag=False)
+        if still is not None:
+            c.close()
+            raise CacheError(f"cache {self.path}: {still}")
         return c
 
-    def _init_schema(self, c: sqlite3.Connection) -> None:
+    def _check_schema(self, c: sqlite3.Connection, *, tag: bool) -> str | None:
+        """A problem with the schema of a cache of ours, or None; ``tag`` an older cache."""
         have = c.execute("SELECT name FROM sqlite_master WHERE name = 'meta'").fetchone()
         if have is None:
-            c.execute("BEGIN IMMEDIATE")
-            for stmt in _split_sql(_SCHEMA):
-                c.execute(stmt)
-            c.execute("COMMIT")
+            return "its tables are missing"
         v = c.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
-        if v is None or int(v[0]) != _SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(f"unknown cache schema version {v!r}")
-
-    def _header_problem(self) -> str | None:
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:
-            return None
-        if size == 0:
-            return None  # a fresh file another process is creating
-        if size < 512:
-            return f"file of {size} bytes is too short to be a database"
-        with open(self.path, "rb") as f:
-            head = f.read(100)
-        if head[:16] != _HEADER:
-            return "not an SQLite file (bad header)"
-        page = int.from_bytes(head[16:18], "big")
-        page = 65536 if page == 1 else page
-        if page < 512 or page & (page - 1) or size % page:
-            return f"file size {size} is not a whole number of {page}-byte pages (truncated)"
+        if v is None or int(v[0]) != SCHEMA_VERSION:
+            raise CacheError(
+                f"cache {self.path} has schema version {None if v is None else v[0]}, this "
+                f"ctxcomp reads version {SCHEMA_VERSION}: give another cache path"
+            )
+        if tag:  # a cache made before the header tag: proven ours by its schema
+            c.execute(f"PRAGMA application_id = {sqlite_file.APPLICATION_ID}")
         return None
 
     def _quarantine(self, problem: str) -> None:
-        """Move the corrupt file aside (once, even with several processes) and start empty."""
-        import fcntl
-
+        """Move a corrupt cache of ours aside (once, even with several processes)."""
         old = getattr(self._local, "conn", None)
         if old is not None:
             with contextlib.suppress(sqlite3.Error):
                 old.close()
             self._local.conn = None
-        lockp = self.path.with_name(self.path.name + ".lock")
-        with open(lockp, "a+b") as lf:
-            fcntl.flock(lf, fcntl.LOCK_EX)
-            try:
-                still_bad = self._header_problem() is not None or self._still_corrupt()
-                if still_bad and self.path.exists():
-                    dest = self.path.with_name(
-                        f"{self.path.name}.corrupt-{int(time.time())}-{os.getpid()}"
-                    )
-                    os.replace(self.path, dest)
-                    for suf in ("-wal", "-shm"):
-                        side = self.path.with_name(self.path.name + suf)
-                        if side.exists():
-                            os.replace(side, dest.with_name(dest.name + suf))
-                    self.quarantined.append(dest)
-                    log.warning(
-                        "ctxcomp cache %s was corrupt (%s): moved to %s, starting empty",
-                        self.path,
-                        problem,
-                        dest,
-                    )
-            finally:
-                fcntl.flock(lf, fcntl.LOCK_UN)
+        dest = sqlite_file.set_aside(self.path, self._still_corrupt)
+        if dest is not None:
+            self.quarantined.append(dest)
+            log.warning(
+                "ctxcomp cache %s was corrupt (%s): moved to %s, starting empty",
+                self.path,
+                problem,
+                dest,
+            )
 
     def _still_corrupt(self) -> bool:
         """Re-check under the lock: another process may have replaced the file already."""
@@ -215,7 +176,7 @@ class SQLiteStore:
             finally:
                 c.close()
         except sqlite3.DatabaseError as exc:
-            return not _is_busy(exc)
+            return not sqlite_file.is_busy(exc)
 
     def _run(self, fn: Any, *args: Any) -> Any:
         """Run ``fn(conn, ...)``; on a corruption error, quarantine, reopen, retry once."""
@@ -223,8 +184,11 @@ class SQLiteStore:
             try:
                 return fn(self._conn(), *args)
             except sqlite3.DatabaseError as exc:
-                if _is_busy(exc) or isinstance(exc, sqlite3.IntegrityError):
+                if sqlite_file.is_busy(exc) or isinstance(exc, sqlite3.IntegrityError):
                     raise CacheError(f"cache {self.path}: {exc}") from exc
+                if not sqlite_file.is_corruption(exc):
+                    self._rollback()
+                    raise sqlite_file.explain(self.path, exc) from None
                 self._rollback()
                 self._quarantine(f"{type(exc).__name__}: {exc}")
                 self._local.conn = None
@@ -425,28 +389,9 @@ def _meta(c: sqlite3.Connection, name: str) -> int:
     return int(c.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()[0])
 
 
-def _is_busy(exc: BaseException) -> bool:
-    msg = str(exc).lower()
-    return "locked" in msg or "busy" in msg
-
-
 def _file_bytes(p: Path) -> int:
     total = 0
     for suf in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             total += p.with_name(p.name + suf).stat().st_size
     return total
-
-
-def _split_sql(script: str) -> list[str]:
-    """Statements of the schema script (triggers hold inner semicolons up to END;)."""
-    out, cur = [], []
-    for line in script.strip().splitlines():
-        cur.append(line)
-        s = "\n".join(cur).strip()
-        if s.endswith(";") and (
-            not s.upper().startswith("CREATE TRIGGER") or s.upper().endswith("END;")
-        ):
-            out.append(s)
-            cur = []
-    return out

@@ -23,11 +23,27 @@ from typing import Any
 import numpy as np
 
 from .align import fresh_spans, reuse_scores
-from .artifact import Artifact
+from .artifact import Artifact, probabilities, register_validator
 from .keys import token_key
 from .segment_cache import SegmentCache
 
 WINDOW_KIND = "tc.window"
+
+
+def _check_window(a: Artifact) -> str | None:
+    ids = a.arrays.get("ids")
+    if ids is None or ids.ndim != 1 or ids.dtype.kind not in "iu":
+        return "'ids' must be a 1-D integer array"
+    if ids.size and int(ids.min()) < 0:
+        return "'ids' holds negative token ids"
+    p = a.arrays.get("p")
+    problem = probabilities(p, "p")
+    if problem is None and p is not None and p.shape != ids.shape:
+        return "'p' and 'ids' differ in length"
+    return problem
+
+
+register_validator(WINDOW_KIND, _check_window)
 
 Predict = Callable[..., list[np.ndarray]]
 

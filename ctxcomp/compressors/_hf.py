@@ -5,6 +5,7 @@ Only this module imports torch and transformers, and only when a model is loaded
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import copy
 import hashlib
@@ -23,6 +24,8 @@ BACKENDS = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8", "auto")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "longformer")
 DEFAULT_WINDOW = 512
+# the oneDNN runner pads lengths to a multiple of this (a bounded set of traced shapes)
+LEN_STEP = 32
 
 
 def pick_device(device: str) -> str:
@@ -131,6 +134,18 @@ class HFTokenClassifier:
         if window > limit:
             raise InputError(f"max_chunk_tokens too large for the model's {limit} positions")
         self.max_chunk_tokens = window - len(self.prefix) - len(self.suffix)
+        # How windows are batched so that none's probabilities depend on the others (see
+        # predict): dynamic int8 quantises activations with one scale per call, so each
+        # window runs alone; eager torch rounds differently at other padded lengths, so each
+        # runs padded to a fixed grid length above its own; ONNX fp32 and the oneDNN runner
+        # give the same numbers at any padded length, so windows of any lengths share.
+        if backend in ("torch-int8", "onnx-int8"):
+            self._shapes = "alone"
+        elif self._runner is not None:
+            self._shapes = "free"
+        else:
+            self._shapes = "grid"
+        self._grid = _width_grid(limit)
         if batch_tokens is None:
             # CPU torch runs ~10% faster per window in batches of 32 x 512 than of 8 x 512
             # (MiniLM, 2 threads; docs/performance.md); ONNX Runtime is fine with 8.
@@ -150,25 +165,48 @@ class HFTokenClassifier:
             "architecture": type(self.model).__name__,
         }
 
+    def width(self, n: int) -> int:
+        """The padded length a window of ``n`` tokens (special tokens included) runs at:
+        a grid length for eager torch, else its own (a batch runs at its longest)."""
+        if self._shapes != "grid":
+            return n
+        return self._grid[min(bisect.bisect_left(self._grid, n), len(self._grid) - 1)]
+
     def predict(
         self, windows: list[np.ndarray], progress: Callable[[int, int], None] | None = None
     ) -> list[np.ndarray]:
-        """Keep probability of every token of every window (special tokens stripped)."""
+        """Keep probability of every token of every window (special tokens stripped).
+
+        A window's probabilities depend on the window alone, never on the windows that share
+        its batch (so cached and freshly scored windows agree exactly). Eager torch: each
+        window runs padded to the grid length above its own (``width``: 32, 48, 64, 96, ...,
+        the position limit), in batches of windows of that length only. ONNX fp32 and the
+        oneDNN bf16 runner: results do not depend on the padded length, so windows of any
+        lengths share a batch (sorted by length); the oneDNN runner never runs a one-row
+        block (its kernels round differently there). int8: each window alone, unpadded.
+        Per-row results do not depend on the number of rows otherwise
+        (tests/test_batch_independence.py checks each backend).
+        """
         torch = require("torch")
-        order = sorted(range(len(windows)), key=lambda i: -windows[i].size)
+        pre, suf = np.asarray(self.prefix, np.int64), np.asarray(self.suffix, np.int64)
+        widths = [self.width(w.size + pre.size + suf.size) for w in windows]
+        order = sorted(range(len(windows)), key=lambda i: (-windows[i].size, i))
+        any_width = self._shapes == "free"
         out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(windows)
         total = int(sum(w.size for w in windows))
         done = 0
-        pre, suf = np.asarray(self.prefix, np.int64), np.asarray(self.suffix, np.int64)
         i = 0
         with torch.inference_mode():
             while i < len(order):
-                longest = windows[order[i]].size + pre.size + suf.size
-                bs = max(1, self.batch_tokens // max(longest, 1))
-                batch = order[i : i + bs]
-                i += len(batch)
-                ids = np.full((len(batch), longest), self.pad_id, dtype=np.int64)
-                mask = np.zeros((len(batch), longest), dtype=np.int64)
+                width = widths[order[i]]
+                rows = 1 if self._shapes == "alone" else max(1, self.batch_tokens // max(width, 1))
+                j = i
+                while j < len(order) and j - i < rows and (any_width or widths[order[j]] == width):
+                    j += 1
+                batch = order[i:j]
+                i = j
+                ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
+                mask = np.zeros((len(batch), width), dtype=np.int64)
                 for r, wi in enumerate(batch):
                     row = np.concatenate((pre, windows[wi], suf))
                     ids[r, : row.size] = row
@@ -204,12 +242,11 @@ class _OneDNNGraph:
     specialisation limit (12 by default) — a few hundredths of a logit apart from the fused
     kernels, enough to flip a kept word, so the result would depend on what the process had
     compressed before. Inputs run in a bounded set of shapes (length padded to a multiple of
-    ``LEN_STEP``, rows in power-of-two blocks: at most 16 x 10 shapes for 512-token windows), the
-    specialisation limit is raised to cover them around this model's calls, and a shape's
-    first call is run twice, the profiling run's output discarded.
+    ``LEN_STEP``, rows in power-of-two blocks of 2 or more: at most 16 x 9 shapes for
+    512-token windows), the specialisation limit is raised to cover them around this model's
+    calls, and a shape's first call is run twice, the profiling run's output discarded.
     """
 
-    LEN_STEP = 32
     MAX_SHAPES = 256
 
     def __init__(self, torch: Any, traced: Any, pad_id: int, max_len: int) -> None:
@@ -248,7 +285,7 @@ class _OneDNNGraph:
         """Logits (float32) of int64 ``ids`` / ``mask`` arrays, as ``OnnxRunner`` gives."""
         torch = self._torch
         b, n = ids.shape
-        width = min(-(-n // self.LEN_STEP) * self.LEN_STEP, self._max_len)
+        width = min(-(-n // LEN_STEP) * LEN_STEP, self._max_len)
         if width != n:
             pid = np.full((b, width), self._pad_id, dtype=np.int64)
             pmask = np.zeros((b, width), dtype=np.int64)
@@ -272,13 +309,25 @@ class _OneDNNGraph:
         return np.asarray(np.concatenate(parts) if len(parts) > 1 else parts[0], dtype=np.float32)
 
 
+def _width_grid(limit: int) -> list[int]:
+    """Padded lengths for eager torch: 32, 48, 64, 96, 128, ... (steps of 1.5x and 4/3x,
+    at most half a window's length of padding), capped by the position limit."""
+    out = [32]
+    while out[-1] < limit:
+        w = out[-1]
+        out.append(w * 3 // 2 if w & (w - 1) == 0 else w * 4 // 3)
+    return [w for w in out if w < limit] + [limit]
+
+
 def _row_blocks(b: int) -> list[tuple[int, int]]:
-    """(rows, padded rows) blocks covering ``b`` rows, every padded size a power of two: the
-    rest is padded up when that adds at most a quarter (31 -> 32), else split (13 -> 8+4+1)."""
+    """(rows, padded rows) blocks covering ``b`` rows, every padded size a power of two of at
+    least 2: the rest is padded up when that adds at most a quarter (31 -> 32) or it is under
+    4 rows (1 -> 2, 3 -> 4), else split (11 -> 8+4). oneDNN computes a one-row block with
+    other rounding than a block of two or more, which agree with each other."""
     out = []
     while b:
-        up = 1 << (b - 1).bit_length()
-        if up - b <= b // 4:
+        up = max(2, 1 << (b - 1).bit_length())
+        if up - b <= b // 4 or b < 4:
             out.append((b, up))
             break
         k = 1 << (b.bit_length() - 1)

@@ -14,6 +14,7 @@ from ..budget import Budget
 from ..errors import InputError
 from ..result import CompressionResult, Document, PromptInput, as_documents
 from ..tokens import DEFAULT_READER, ReaderTokenizer
+from ..validate import check_question
 
 ProgressCallback = Callable[[int, int], None]
 # (document index, document text, unit starts, unit ends) -> additive score per unit
@@ -89,8 +90,7 @@ class Compressor(ABC):
         b = Budget.of(ratio, target_tokens, budget)
         if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
             raise InputError("compress_batch takes a sequence of prompts; use compress() for one")
-        if question is not None and not isinstance(question, str):
-            raise InputError(f"question must be a string, got {type(question).__name__}")
+        check_question(question)  # ctxcomp/validate.py: one text policy for API and CLI
         return b, [as_documents(p) for p in prompts]
 
     @abstractmethod

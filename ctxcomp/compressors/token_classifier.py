@@ -25,8 +25,11 @@ from typing import Any
 import numpy as np
 
 from ..budget import Budget
+from ..budget_search import OVERFLOW_POLICIES, select_global
 from ..errors import InputError
+from ..newlines import document_separator
 from ..result import CompressionResult, Document, DocumentResult, UnitScores
+from ..reuse import ArrayLRU
 from ..rules import (
     RULE_LABEL,
     RULE_NEIGHBOR,
@@ -37,17 +40,20 @@ from ..rules import (
     shape,
     spent_notes,
 )
-from ..selection import Plan, Rendered, select_global, select_per_chunk, unit_costs
+from ..selection import Plan, Rendered, select_per_chunk, unit_costs
 from ..structure import (
     Protection,
     codepoints,
     digit_mask,
     find_protected,
     gap_classes,
+    grapheme_starts,
     katakana_mask,
     newline_mask,
     no_space_mask,
     overlap_mask,
+    snap_to_graphemes,
+    span_index,
     whitespace_mask,
 )
 from ..tokens import DEFAULT_READER, ReaderTokenizer, count_many, get_tokenizer
@@ -61,6 +67,7 @@ from ._plain import (
 from .base import Compressor, Guidance, ProgressCallback
 
 DEFAULT_FORCE_TOKENS: tuple[str, ...] = ("\n", "?", "!", ".")
+DEFAULT_SCORE_MEMO_BYTES = 32 << 20  # ~4M tokens of window probabilities (4 B + 4 B key each)
 DEFAULT_CHUNK_END_TOKENS: tuple[str, ...] = (".", "\n")
 MODES = ("global", "per_chunk")
 # tokenise in blocks: bounded Python-object memory, and blocks run in parallel
@@ -100,10 +107,19 @@ class TokenClassifierOptions:
     # and they are cheap next to the examples. 0 = off.
     label_cover: float = 0.0
     label_scope: str = "best"  # or "all"
+    # When force tokens and protected spans alone exceed the budget: "degrade" keeps or drops
+    # each protected span whole and, if still needed, keeps force tokens only after kept
+    # words (every decision in the result's notes); "error" raises BudgetError.
+    on_overflow: str = "degrade"
+
     # the most of the target each rule's bonus units may cost (ctxcomp.rules)
     rule_shares: RuleShares = field(default_factory=RuleShares)
 
     def __post_init__(self) -> None:
+        if self.on_overflow not in OVERFLOW_POLICIES:
+            raise InputError(
+                f"on_overflow must be one of {OVERFLOW_POLICIES}, got {self.on_overflow!r}"
+            )
         if isinstance(self.rule_shares, Mapping):  # from a JSON/TOML config
             object.__setattr__(self, "rule_shares", RuleShares(**self.rule_shares))
         if not isinstance(self.rule_shares, RuleShares):
@@ -141,6 +157,7 @@ class _DocTokens:
     unit_ntok: np.ndarray
     forced: np.ndarray
     protected: np.ndarray  # inside a protected span (verbatim, never excluded)
+    span: np.ndarray  # index of that protected span (-1: none)
     excluded: np.ndarray
     force_code: np.ndarray
     gap: np.ndarray
@@ -181,6 +198,7 @@ class TokenClassifierCompressor(Compressor):
         local_files_only: bool | None = None,
         cache: Any = None,
         namespace: str = "default",
+        score_memo_bytes: int = DEFAULT_SCORE_MEMO_BYTES,
         **option_overrides: Any,
     ) -> None:
         super().__init__(reader=reader)
@@ -217,6 +235,9 @@ class TokenClassifierCompressor(Compressor):
         # with a cache, recurring documents also skip tokenisation: an in-process LRU of
         # their analyses (exact text key; bounded by encoder tokens held)
         self._memo = _AnalysisMemo() if self.cache is not None else None
+        # without a cache, windows' keep probabilities are reused in-process (exact token ids
+        # as the key): a second question over a document does not run the model again
+        self._scores = ArrayLRU(score_memo_bytes) if self.cache is None else None
 
     # -- public -----------------------------------------------------------------------
 
@@ -252,6 +273,7 @@ class TokenClassifierCompressor(Compressor):
                 if o.label_cover
                 else {}
             ),
+            **({"on_overflow": o.on_overflow} if o.on_overflow != "degrade" else {}),
         }
 
     def compress_batch(
@@ -286,7 +308,8 @@ class TokenClassifierCompressor(Compressor):
         results: list[CompressionResult | None] = [None] * len(requests)
         pending: list[tuple[int, list[_DocTokens], int, int, str]] = []
         gs = list(guidance)
-        joins = [self.options.separator.join(d.text for d in docs) for docs in requests]
+        seps = [document_separator(self.options.separator, [d.text for d in r]) for r in requests]
+        joins = [sep.join(d.text for d in docs) for sep, docs in zip(seps, requests)]
         # reader token starts of each joined text; for long texts counted on a second thread
         # while this one runs the encoder's tokenizer (both release the GIL)
         starts_of = _ReaderStarts(self._reader, joins)
@@ -363,10 +386,17 @@ class TokenClassifierCompressor(Compressor):
     def _analyse(self, text: str) -> _DocTokens:
         o = self.options
         cps = codepoints(text)
-        ids, offs, wids, trimmed = self._tokenize(text, cps)
+        keep_spans, marker_spans = find_protected(text, o.protection)
+        # the encoder reads keep markers as separate words of their own (same length, so
+        # offsets hold): a sentencepiece word never straddles a marker and the text it keeps
+        tok_text, tok_cps = text, cps
+        if marker_spans:
+            tok_text = _blank_markers(text, marker_spans)
+            tok_cps = codepoints(tok_text)
+        ids, offs, wids, trimmed = self._tokenize(tok_text, tok_cps)
         s, e = offs[:, 0].copy(), offs[:, 1].copy()
         # trim whitespace some tokenizers include in offsets (sentencepiece "▁")
-        nonws = np.zeros(0, np.int64) if trimmed else np.flatnonzero(~whitespace_mask(cps))
+        nonws = np.zeros(0, np.int64) if trimmed else np.flatnonzero(~whitespace_mask(tok_cps))
         if nonws.size and s.size:
             j = np.searchsorted(nonws, s)
             nxt = np.where(j < nonws.size, nonws[np.minimum(j, nonws.size - 1)], len(text))
@@ -375,6 +405,13 @@ class TokenClassifierCompressor(Compressor):
             prv = np.where(jb >= 0, nonws[np.maximum(jb, 0)] + 1, 0)
             e = np.maximum(np.minimum(e, prv), s)
         has_text = e > s
+        g_starts = grapheme_starts(text, cps)
+        if g_starts is not None and has_text.any():
+            # whole grapheme clusters: a letter keeps its combining marks, an Indic syllable
+            # its vowel signs, even where the tokenizer's normalizer dropped them
+            s[has_text], e[has_text] = snap_to_graphemes(
+                s[has_text], e[has_text], g_starts, len(text)
+            )
         v = np.flatnonzero(has_text)
         T = ids.size
         nospace = no_space_mask(cps)
@@ -392,8 +429,10 @@ class TokenClassifierCompressor(Compressor):
         if v.size > 1:
             # a boundary touching a no-space script splits units, except inside a katakana run
             kata_run = kata[sv[1:]] & kata[ev[:-1] - 1] & (sv[1:] == ev[:-1])
-            new[1:] = (
-                (sv[1:] >= ev[:-1]) & ((sv[1:] > ev[:-1]) | (wv[1:] != wv[:-1]))
+            # tokens sharing a grapheme cluster (or a character) are never cut apart
+            new[1:] = (sv[1:] >= ev[:-1]) & (
+                (sv[1:] > ev[:-1])
+                | (wv[1:] != wv[:-1])
                 | fv[1:]
                 | fv[:-1]
                 | ((nospace[sv[1:]] | nospace[ev[:-1] - 1]) & ~kata_run)
@@ -416,8 +455,8 @@ class TokenClassifierCompressor(Compressor):
         dig_cum = np.concatenate(([0], np.cumsum(dig)))
         if o.keep_digits and n_units:
             forced |= (dig_cum[u_ends] - dig_cum[u_starts]) > 0
-        keep_spans, marker_spans = find_protected(text, o.protection)
-        protected = overlap_mask(u_starts, u_ends, keep_spans)
+        span = span_index(u_starts, u_ends, keep_spans)
+        protected = span >= 0
         forced |= protected
         # protected text is verbatim: its punctuation is not a force token that
         # drop_consecutive or a coarse exclusion may remove
@@ -460,6 +499,7 @@ class TokenClassifierCompressor(Compressor):
             unit_ntok=u_ntok,
             forced=forced,
             protected=protected,
+            span=span,
             excluded=excluded,
             force_code=u_force_code,
             gap=gap,
@@ -528,9 +568,28 @@ class TokenClassifierCompressor(Compressor):
         if self.cache is not None:
             probs = self._cache_predict(docs, owner, windows, progress)
         else:
-            probs = self._model.predict(windows, progress=progress)
+            probs = self._predict_reusing(windows, progress)
         for (di, a, b), p in zip(owner, probs):
             docs[di].probs[a:b] = p  # type: ignore[index]
+
+    def _predict_reusing(
+        self, windows: list[np.ndarray], progress: ProgressCallback | None
+    ) -> list[np.ndarray]:
+        """The model's probabilities of ``windows``, each distinct window scored once and
+        kept in the in-process memo for later requests."""
+        memo = self._scores
+        if memo is None or memo.max_bytes <= 0:
+            return self._model.predict(windows, progress=progress)
+        keys = [w.astype("<i4").tobytes() for w in windows]
+        got = memo.get_many(keys)
+        todo = list({k: i for i, k in reversed(list(enumerate(keys))) if k not in got}.values())
+        if todo:
+            todo.sort()
+            fresh = self._model.predict([windows[i] for i in todo], progress=progress)
+            for i, p in zip(todo, fresh):
+                got[keys[i]] = p
+                memo.put(keys[i], p)
+        return [got[k] for k in keys]
 
     # -- selection --------------------------------------------------------------------
 
@@ -551,9 +610,11 @@ class TokenClassifierCompressor(Compressor):
     def _plan(self, dts: list[_DocTokens]) -> Plan:
         o = self.options
         cat = np.concatenate
+        n_spans = np.array([int(d.span.max()) + 1 if d.span.size else 0 for d in dts])
+        span_off = np.concatenate(([0], np.cumsum(n_spans)[:-1]))
         return Plan(
             texts=[d.text for d in dts],
-            separator=o.separator,
+            separator=document_separator(o.separator, [d.text for d in dts]),
             doc=cat([np.full(d.unit_starts.size, i, dtype=np.int64) for i, d in enumerate(dts)]),
             starts=cat([d.unit_starts for d in dts]),
             ends=cat([d.unit_ends for d in dts]),
@@ -567,6 +628,7 @@ class TokenClassifierCompressor(Compressor):
             nospace_last=cat([d.nospace_last for d in dts]),
             keep_newlines="\n" in o.force_tokens,
             drop_consecutive=o.drop_consecutive,
+            span=cat([np.where(d.span >= 0, d.span + off, -1) for d, off in zip(dts, span_off)]),
         )
 
     def _select(
@@ -599,7 +661,17 @@ class TokenClassifierCompressor(Compressor):
                         overlap_mask(plan.starts[sel], plan.ends[sel], spans) & ~plan.protected[sel]
                     )
         if self.options.mode == "global":
-            rendered, n_out = select_global(plan, target, self._reader, joined, token_starts)
+            sel = select_global(
+                plan,
+                target,
+                self._reader,
+                joined,
+                token_starts,
+                on_overflow=self.options.on_overflow,
+            )
+            rendered, n_out = sel.rendered, sel.count
+            if sel.notes:
+                g = dataclasses.replace(g, notes=(*g.notes, *sel.notes))
         else:
             # the reference turns a ratio straight into its rate; a token target into target/n
             rate = b.ratio if b.ratio is not None else target / n_orig
@@ -736,7 +808,7 @@ class TokenClassifierCompressor(Compressor):
             question_aware=g.question_aware,
             notes=notes,
             scores=tuple(scores),
-            separator=self.options.separator,
+            separator=plan.separator,
         )
 
     def _unchanged(
@@ -775,7 +847,7 @@ class TokenClassifierCompressor(Compressor):
             mode=self.options.mode,
             question_aware=g.question_aware,
             notes=(*g.notes, "budget at or above the input size: returned unchanged"),
-            separator=self.options.separator,
+            separator=document_separator(self.options.separator, [d.text for d in docs]),
         )
 
     # -- segment cache (ctxcomp.cache) ------------------------------------------------
@@ -997,6 +1069,17 @@ def _label_lines(plan: Plan, scope: str) -> np.ndarray:
     return out
 
 
+def _blank_markers(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with each marker span replaced by a same-length run of "#" set off by spaces."""
+    parts, pos = [], 0
+    for a, b in spans:
+        n = b - a
+        parts += [text[pos:a], " " + "#" * (n - 2) + " " if n >= 3 else "#" * n]
+        pos = b
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
 def _excluded_chars(text: str, spans: Sequence[tuple[int, int]]) -> np.ndarray | None:
     """Character mask of ``spans`` over ``text`` (None when there are none)."""
     if not spans or not text:
@@ -1025,6 +1108,7 @@ def _empty_doc(text: str) -> _DocTokens:
         unit_ntok=z,
         forced=zb,
         protected=zb,
+        span=z,
         excluded=zb,
         force_code=z,
         gap=np.zeros(0, np.int8),

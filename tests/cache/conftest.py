@@ -14,8 +14,21 @@ from cache_test_helpers import free_port
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A redis-server started for this session on a free loopback port (skip if absent)."""
+def redis_url(redis_server: tuple[str, str]) -> str:
+    """redis://127.0.0.1:<port>/0 of the session's redis-server."""
+    return redis_server[0]
+
+
+@pytest.fixture(scope="session")
+def redis_unix_url(redis_server: tuple[str, str]) -> str:
+    """unix://<socket>?db=0 of the session's redis-server."""
+    return f"unix://{redis_server[1]}?db=0"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A redis-server started for this session on a free loopback port and a unix socket
+    (skip if absent): (URL, socket path)."""
     required = bool(os.environ.get("CTXCOMP_REQUIRE_SYSTEM_TOOLS"))  # CI: fail, never skip
     exe = shutil.which("redis-server")
     if exe is None:
@@ -47,6 +60,10 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             str(d),
             "--protected-mode",
             "yes",
+            "--unixsocket",
+            str(d / "redis.sock"),
+            "--unixsocketperm",
+            "700",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -66,7 +83,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 (pytest.fail if required else pytest.skip)("redis-server did not start")
             time.sleep(0.05)
     client.close()
-    yield url
+    yield url, str(d / "redis.sock")
     proc.terminate()
     try:
         proc.wait(5)

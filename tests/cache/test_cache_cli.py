@@ -15,7 +15,7 @@ runner = CliRunner()
 
 def _fill(path) -> None:
     cache = SegmentCache(SQLiteStore(path))
-    art = Artifact("tc.window", {"p": np.ones(100, np.float32)})
+    art = Artifact("tc.window", {"ids": np.arange(100, dtype="<i4"), "p": np.ones(100, np.float32)})
     cache.put("t1", "tc.window", {"a": art, "b": art})
     cache.put("t2", "tc.window", {"a": art})
     cache.get("t1", "tc.window", ["a", "zz"])

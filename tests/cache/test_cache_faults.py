@@ -202,17 +202,7 @@ def _damage(path: Path, how: str) -> None:
         path.write_bytes(b"SQLite format 3\x00")
 
 
-@pytest.mark.parametrize(
-    "how",
-    [
-        "truncate-mid-page",
-        "truncate-whole-pages",
-        "garbage-pages",
-        "bad-header",
-        "text-file",
-        "tiny",
-    ],
-)
+@pytest.mark.parametrize("how", ["truncate-mid-page", "truncate-whole-pages", "garbage-pages"])
 def test_corrupt_file_is_detected_set_aside_and_rebuilt(tmp_path: Path, how: str) -> None:
     path = tmp_path / "c.sqlite"
     _filled(path)
@@ -224,6 +214,22 @@ def test_corrupt_file_is_detected_set_aside_and_rebuilt(tmp_path: Path, how: str
     s.put_many("ns", "blob", {"new": _value("new", 100)})
     assert list(s.get_many("ns", "blob", ["new", "k1"])) == ["new"]
     assert s.integrity_ok()
+
+
+@pytest.mark.parametrize("how", ["bad-header", "text-file", "tiny"])
+def test_damage_that_hides_whose_file_it_is_is_refused_not_moved(tmp_path: Path, how: str) -> None:
+    """Without the SQLite header and ctxcomp's application id nobody can prove the file is a
+    cache: it is reported and left byte for byte as it is (it may be someone's data)."""
+    from ctxcomp.cache import CacheError
+
+    path = tmp_path / "c.sqlite"
+    _filled(path)
+    _damage(path, how)
+    before = path.read_bytes()
+    with pytest.raises(CacheError, match="not a ctxcomp cache"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.sqlite"]
 
 
 def test_corrupted_entry_inside_a_healthy_file_is_never_served(tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ def test_many_keys_in_one_call(store) -> None:
 
 def test_segment_cache_stats_and_verification(store) -> None:
     cache = SegmentCache(store)
-    art = Artifact("tc.window", {"p": np.ones(4, np.float32)})
+    art = Artifact("tc.window", {"ids": np.arange(4, dtype="<i4"), "p": np.ones(4, np.float32)})
     cache.put("ns", "tc.window", {"a": art})
     store.put_many("ns", "tc.window", {"bad": art.encode()[:-3]})  # a torn value
     got = cache.get("ns", "tc.window", ["a", "bad", "missing"])

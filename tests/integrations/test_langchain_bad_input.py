@@ -99,15 +99,16 @@ def test_huge_document(tiny_bert_compressor, long_text, check_provenance):
     assert out[0].metadata["ctxcomp"]["call"]["original_tokens"] > 8_000
 
 
-def test_budget_smaller_than_the_question(tiny_bert_compressor):
+def test_budget_smaller_than_the_question(tiny_bert_compressor, tiny_bert):
     question = "What is the capital of France, and which museums should a visitor see first?"
     assert ctxcomp.get_tokenizer("cl100k_base").count(question) > 5
     # the document compressor's budget covers the documents only: the question is not in it
     comp, _ = _comp(tiny_bert_compressor, target_tokens=5)
     out = comp.compress_documents([Document(page_content=TEXT)], question)
     assert ctxcomp.get_tokenizer("cl100k_base").count(out[0].page_content) <= 5
-    # a budget below what must be kept (force tokens "?" and "." are always kept) is an error
-    comp, _ = _comp(tiny_bert_compressor, target_tokens=1)
+    # strict: a budget below what must be kept (force tokens "?" and ".") is an error
+    strict = ctxcomp.TokenClassifierCompressor(*tiny_bert, device="cpu", on_overflow="error")
+    comp, _ = _comp(strict, target_tokens=1)
     with pytest.raises(ctxcomp.BudgetError, match="smaller than what must be kept"):
         comp.compress_documents([Document(page_content="Is it Paris? Yes, it is Paris.")], question)
     # a whole-prompt budget the template and question alone exceed is an error naming both

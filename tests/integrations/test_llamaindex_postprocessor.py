@@ -107,7 +107,7 @@ def test_dropped_nodes_are_reported(tiny_bert_compressor):
         assert n.node.metadata["ctxcomp"]["call"]["dropped"] == sorted(dropped)
 
 
-def test_bad_input(tiny_bert_compressor, long_text, check_provenance):
+def test_bad_input(tiny_bert_compressor, tiny_bert, long_text, check_provenance):
     seen: list = []
     pp = CtxcompPostprocessor(
         compressor=tiny_bert_compressor, target_tokens=10, on_dropped=seen.append
@@ -145,9 +145,10 @@ def test_bad_input(tiny_bert_compressor, long_text, check_provenance):
         _nodes([TEXT]), query_str=question
     )
     assert _count(n.node.text) <= 5
-    # ... but one below what must be kept is a BudgetError
+    # ... but with on_overflow="error" one below what must be kept is a BudgetError
+    strict = ctxcomp.TokenClassifierCompressor(*tiny_bert, device="cpu", on_overflow="error")
     with pytest.raises(ctxcomp.BudgetError, match="smaller than what must be kept"):
-        CtxcompPostprocessor(compressor=tiny_bert_compressor, target_tokens=1).postprocess_nodes(
+        CtxcompPostprocessor(compressor=strict, target_tokens=1).postprocess_nodes(
             _nodes(["Is it Paris? Yes, it is Paris."]), query_str=question
         )
 

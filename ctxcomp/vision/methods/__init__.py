@@ -1,0 +1,1 @@
+"""One module per visual-token method; all are :class:`~ctxcomp.vision.VisualTokenPruner`."""
