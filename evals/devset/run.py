@@ -62,9 +62,11 @@ class Pipeline(Method):
         # question-conditioned scorer (evaluation only; not a shipped option)
         self.qscorer = extra.pop("qscorer", None)
         self.qs_pool = float(extra.pop("qs_pool", 2.0))
-        self.overrides = {**overrides, "extra": extra} if extra else {
-            k: v for k, v in overrides.items() if k != "extra"
-        }
+        self.overrides = (
+            {**overrides, "extra": extra}
+            if extra
+            else {k: v for k, v in overrides.items() if k != "extra"}
+        )
         self.embedder = MemoEmbedder()
         self.comp: Any = self._build(self.overrides)
         self._unprotected: Any = None
