@@ -218,8 +218,9 @@ async def run_load(up: str, px: str, args: argparse.Namespace) -> Stats:
             (dt, dfb, _, dok), (pt, pfb, ph, pok) = res["direct"], res["proxy"]
             st.corrupted += (not dok) + (not pok)
             st.streams += bool(body["stream"])
-            eng = float(ph["x-ctxcomp-compression-ms"]) / 1000
-            status = ph["x-ctxcomp-status"]
+            # --aa: the second arm also went straight to the model server (no ctxcomp headers)
+            eng = float(ph.get("x-ctxcomp-compression-ms", "0")) / 1000
+            status = ph.get("x-ctxcomp-status", "a/a")
             st.status[status] = st.status.get(status, 0) + 1
             st.direct.append(dt)
             st.proxy.append(pt)
@@ -275,6 +276,12 @@ def main() -> None:
         "--no-compress",
         action="store_true",
         help="policy off: measure the proxy's own cost alone (every request passes as is)",
+    )
+    ap.add_argument(
+        "--aa",
+        action="store_true",
+        help="A/A noise floor: both arms go straight to the model server (same pairing, same "
+        "load); its paired 'added' percentiles are what the measurement alone spreads by",
     )
     ap.add_argument(
         "--coarse",
@@ -344,7 +351,7 @@ def main() -> None:
         cpu0, ucpu0 = cpu_seconds(proxy.pid), cpu_seconds(upstream.pid)
         load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
-        st = asyncio.run(run_load(up_url, px_url, args))
+        st = asyncio.run(run_load(up_url, up_url if args.aa else px_url, args))
         wall = time.perf_counter() - t0
         cpu, ucpu = cpu_seconds(proxy.pid) - cpu0, cpu_seconds(upstream.pid) - ucpu0
         load = (load0 + os.getloadavg()[0]) / 2

@@ -82,8 +82,9 @@ def test_embeddings_do_not_depend_on_companions(ranker, doc):
     from ctxcomp.rankers import sentence_spans
 
     sents = [doc[a:b] for a, b in sentence_spans(doc)][:60]
+    assert len(sents) >= 40
     together = ranker.embed(sents)
-    for i in (0, 7, 33, 59):
+    for i in (0, 7, 33, len(sents) - 1):
         np.testing.assert_array_equal(ranker.embed([sents[i]])[0], together[i])
     np.testing.assert_array_equal(ranker.embed(sents[20:40]), together[20:40])
     assert ranker.embed([]).shape == (0, together.shape[1])

@@ -57,7 +57,12 @@ def running_proxy(config: ServeConfig) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def proxy(fake: FakeUpstream, cache_file: Path) -> Iterator[str]:
     """The default proxy's base URL (ratio 0.5, SQLite cache, clients' keys pass through)."""
-    cfg = make_config(fake, cache_file, models={"timeout-test": {"compress_timeout": 0.001}})
+    models = {
+        "timeout-test": {"compress_timeout": 0.001},
+        # strict budgets: protected text over the budget raises instead of degrading
+        "strict-test": {"pipeline": {"extra": {"on_overflow": "error"}}},
+    }
+    cfg = make_config(fake, cache_file, models=models)
     with running_proxy(cfg) as url:
         yield url
 

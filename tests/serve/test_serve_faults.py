@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 from fake_upstream import FakeUpstream
-from serve_helpers import KEEP, rag_messages
+from serve_helpers import KEEP, chat_tokens, rag_messages
 
 MSG = [{"role": "user", "content": "hi"}]
 
@@ -183,8 +183,15 @@ def test_compression_failure_pass_or_fail(
 ) -> None:
     protected = f"{KEEP[0]}{essays['vw'][:2000]}{KEEP[1]}"
     msgs = rag_messages([essays["vw"][2000:4000] + protected], "What about VW?")
-    body = {"model": "echo", "messages": msgs}
     h = {"authorization": "Bearer sk-faults", "x-ctxcomp-max-prompt-tokens": "300"}
+    # the default degrades: the protected span is dropped whole and the request compressed
+    r = httpx.post(
+        proxy + "/v1/chat/completions", json={"model": "echo", "messages": msgs}, headers=h
+    )
+    assert r.status_code == 200 and r.headers["x-ctxcomp-status"] == "compressed"
+    assert chat_tokens(fake.last().body) <= 300
+    # a model with strict budgets (on_overflow="error") fails to compress the same request
+    body = {"model": "strict-test", "messages": msgs}
     # pass (the default): the upstream gets the request uncompressed, and the client is told
     r = httpx.post(proxy + "/v1/chat/completions", json=body, headers=h, timeout=60)
     assert r.status_code == 200 and r.headers["x-ctxcomp-status"] == "error"

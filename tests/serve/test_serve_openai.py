@@ -43,14 +43,17 @@ def test_chat_non_streaming_compresses_tool_results(
     # the upstream sees a normal request: same fields, same non-compressed messages
     assert sent["model"] == "echo" and sent["temperature"] == 0.2
     assert len(sent["messages"]) == len(msgs)
+    compressed = 0
     for got, orig in zip(sent["messages"], msgs):
         assert {k: v for k, v in got.items() if k != "content"} == {
             k: v for k, v in orig.items() if k != "content"
         }
         if orig["role"] != "tool":
             assert got["content"] == orig["content"]  # system and user turns untouched
-        else:
+        elif got["content"] != "[omitted]":  # a document the coarse stage drops whole
             assert got["content"] and is_subsequence(got["content"], orig["content"])
+            compressed += 1
+    assert compressed >= 1
     # ratio 0.5 of the tool results (the compressor holds the target over their texts)
     tool_before = before - chat_tokens({"messages": msgs[:3]}) - 4 * len(docs)
     tool_after = after - chat_tokens({"messages": msgs[:3]}) - 4 * len(docs)
