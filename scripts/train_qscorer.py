@@ -6,7 +6,7 @@ example, handled by the few-shot rule). Nothing from the tune or test splits (di
 sources) and nothing from ../shared/data is read.
 
     python scripts/train_qscorer.py --data runs/devset2 --out runs/qscorer \\
-        --epochs 2 --batch-size 16 --threads 1          # add --device cuda on a GPU
+        --epochs 2 --batch-size 16 --threads 1 --max-minutes 35   # --device cuda on a GPU
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N records")
     ap.add_argument("--device", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--max-minutes", type=float, default=None, help="wall-clock cap on training")
     a = ap.parse_args()
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -63,6 +64,7 @@ def main() -> int:
         lr=a.lr,
         device=a.device,
         threads=a.threads,
+        max_minutes=a.max_minutes,
     )
     with Progress(
         TextColumn("train"),

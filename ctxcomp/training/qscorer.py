@@ -11,7 +11,9 @@ positive, else 0 (question and special tokens are ignored), as Provence labels t
 What is trained: the head and the top ``train_layers`` encoder layers (the rest frozen, so
 the backward pass stops there). The result is a ctxcomp delta directory (config.json +
 delta.safetensors in fp16: the trained tensors only) over the packaged MiniLM encoder.
-The device is CUDA when available; ``batch_size`` and ``epochs`` are flags of the script.
+The device is CUDA when available; ``batch_size`` and ``epochs`` are flags of the script,
+and ``max_minutes`` caps the loop's wall time (the learning rate then decays to 0 at the
+cap, so a time-boxed CPU run still ends on a finished schedule).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class ScorerTrainConfig:
     seed: int = 0
     device: str | None = None
     threads: int | None = None
+    max_minutes: float | None = None  # wall-clock cap on the optimisation loop
 
 
 def positive_mask(
@@ -157,9 +160,17 @@ def train_scorer(
     )
     steps = max(1, math.ceil(len(train) / cfg.batch_size * cfg.epochs))
     warm = max(1, int(steps * cfg.warmup))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (steps - s) / max(1, steps - warm))
-    )
+    clock = {"t0": time.perf_counter()}
+
+    def lr_factor(s: int) -> float:
+        # linear warm-up, then linear decay to 0 at the last step or at the time cap,
+        # whichever comes first (progress is the larger of the two fractions)
+        done = (s - warm) / max(1, steps - warm)
+        if cfg.max_minutes:
+            done = max(done, (time.perf_counter() - clock["t0"]) / (60 * cfg.max_minutes))
+        return min(1.0, (s + 1) / warm) * max(0.0, 1.0 - done)
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     pad = tok.pad_token_id or 0
 
     def batch(ws: list[tuple[list[int], list[int]]]) -> tuple[Any, Any, Any]:
@@ -190,11 +201,15 @@ def train_scorer(
 
     history = [{"step": 0, **evaluate()}]
     t0, c0 = time.perf_counter(), time.process_time()
+    clock["t0"] = t0
     step = 0
     while step < steps:
         rng.shuffle(train)
         for k in range(0, len(train), cfg.batch_size):
-            if step >= steps:
+            if step >= steps or (  # the time cap stops after at least one step
+                cfg.max_minutes and step and time.perf_counter() - t0 > 60 * cfg.max_minutes
+            ):
+                steps = step
                 break
             ids, mask, lab = batch(train[k : k + cfg.batch_size])
             loss = model(input_ids=ids, attention_mask=mask, labels=lab).loss
@@ -205,7 +220,7 @@ def train_scorer(
             opt.zero_grad(set_to_none=True)
             step += 1
             if progress:
-                progress(step, steps, float(loss))
+                progress(step, steps, float(loss.detach()))
     history.append({"step": step, **evaluate()})
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     out = Path(cfg.out)

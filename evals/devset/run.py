@@ -57,10 +57,29 @@ class Pipeline(Method):
     def __init__(self, spec: str, overrides: dict[str, Any], question: bool = True) -> None:
         self.spec = spec
         self.question = question
-        self.overrides = overrides
+        extra = dict(overrides.get("options", {}))
+        # qscorer=<delta dir>[,qs_pool=x]: the coarse stage's sentence scores reranked by the
+        # question-conditioned scorer (evaluation only; not a shipped option)
+        self.qscorer = extra.pop("qscorer", None)
+        self.qs_pool = float(extra.pop("qs_pool", 2.0))
+        self.overrides = (
+            {**overrides, "options": extra}
+            if extra
+            else {k: v for k, v in overrides.items() if k != "options"}
+        )
         self.embedder = MemoEmbedder()
-        self.comp: Any = _make(overrides, self.embedder)
+        self.comp: Any = self._build(self.overrides)
         self._unprotected: Any = None
+
+    def _build(self, overrides: dict[str, Any]) -> Any:
+        if self.qscorer is None:
+            return _make(overrides, self.embedder)
+        from ctxcomp.qscorer import QuestionScorer
+
+        c = _make(overrides, self.embedder, _reranked_class())
+        c.scorer = QuestionScorer(str(self.qscorer))
+        c.qs_pool = self.qs_pool
+        return c
 
     @property
     def config_hash(self) -> str:
@@ -73,13 +92,19 @@ class Pipeline(Method):
         q = item.input if self.question else None
         t0 = time.perf_counter()
         note = ""
+        for c in (self.comp, self._unprotected):
+            if isinstance(c, Reranked):
+                c.pool_tokens = self.qs_pool * budget
         try:
             res = self.comp.compress(docs or context, target_tokens=budget, question=q)
         except BudgetError as e:
             # protected spans (code, markdown) over the budget: until protected spans become
             # droppable units (issue 14 part 1), measure with protection off, and say so
             note = f"BudgetError, protection off: {e}"
-            res = self.unprotected().compress(docs or context, target_tokens=budget, question=q)
+            un = self.unprotected()
+            if isinstance(un, Reranked):
+                un.pool_tokens = self.qs_pool * budget
+            res = un.compress(docs or context, target_tokens=budget, question=q)
         out = MethodOutput(res.text, time.perf_counter() - t0, str(res.config_hash))
         out.note = "; ".join((note, *res.notes) if note else res.notes)
         return out
@@ -91,11 +116,11 @@ class Pipeline(Method):
             off = Protection(code=False, urls=False, json=False, markdown=False)
             opts = {**self.overrides.get("options", {}), "protection": off}
             ov = {**self.overrides, "options": opts}
-            self._unprotected = _make(ov, self.embedder)
+            self._unprotected = self._build(ov)
         return self._unprotected
 
 
-def _make(overrides: dict[str, Any], embedder: Any) -> Any:
+def _make(overrides: dict[str, Any], embedder: Any, cls: Any = None) -> Any:
     """``ctxcomp.config.build(**overrides)``, window scores cached on disk (variants and
     budgets share the model's work) and the coarse stage's sentence embeddings memoised."""
     from ctxcomp import CoarseToFineCompressor
@@ -104,7 +129,7 @@ def _make(overrides: dict[str, Any], embedder: Any) -> Any:
     c = build(**{"cache": "runs/dev-cache.sqlite", **overrides})
     if not hasattr(c, "fine"):
         return c
-    return CoarseToFineCompressor(
+    return (cls or CoarseToFineCompressor)(
         c.fine,
         embedder,
         order=c.order,
@@ -115,6 +140,33 @@ def _make(overrides: dict[str, Any], embedder: Any) -> Any:
         relevance=dataclasses.replace(c.relevance),
         kind_bonus=c.kind_bonus,
     )
+
+
+class Reranked:
+    """Mixin over ``CoarseToFineCompressor``: its sentence scores (bi-encoder + signals)
+    reranked by ``ctxcomp.qscorer.rerank`` — the best sentences up to ``pool_tokens`` (set
+    per call: ``qs_pool`` x the budget) are read by the question-conditioned scorer and
+    ordered by base + keep probability, ahead of the rest (evaluation only)."""
+
+    scorer: Any = None
+    qs_pool: float = 2.0
+    pool_tokens: float = 4000.0
+
+    def config(self) -> dict[str, Any]:
+        cfg: dict[str, Any] = super().config()  # type: ignore[misc]
+        return {**cfg, "qscorer": self.scorer.fingerprint(), "qs_pool": self.qs_pool}
+
+    def _combined(self, question: str, texts: list[str], sc: Any) -> Any:
+        from ctxcomp.qscorer import rerank
+
+        out = super()._combined(question, texts, sc)  # type: ignore[misc]
+        return rerank(self.scorer, question, texts, out, self.pool_tokens) if out else out
+
+
+def _reranked_class() -> Any:
+    from ctxcomp import CoarseToFineCompressor
+
+    return type("RerankedCoarse", (Reranked, CoarseToFineCompressor), {})
 
 
 class MemoEmbedder:

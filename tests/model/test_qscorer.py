@@ -117,3 +117,33 @@ def test_rerank_orders_the_pool_and_keeps_it_ahead(scorer):
     assert s1[0] >= sents[1][1][0]  # the best sentence overall is pooled
     assert np.concatenate([s0, s1])[pooled].min() > np.concatenate([s0, s1])[~pooled].max()
     assert rerank(scorer, "q", [], {}, 10.0) == {}
+
+
+def test_training_time_cap_stops_early_and_writes_a_loadable_delta(tmp_path):
+    """``max_minutes`` ends the loop (after one step) and the LR schedule with it; the delta
+    loads back as a scorer."""
+    from ctxcomp.qscorer import QuestionScorer
+    from ctxcomp.training.qscorer import ScorerTrainConfig, train_scorer
+
+    spans = sentence_spans(TEXT)
+    recs = [
+        {"question": f"boats of harbour town number {k}", "context": TEXT, "positives": [spans[k]]}
+        for k in (5, 20, 40, 50)
+    ]
+    cfg = ScorerTrainConfig(
+        out=str(tmp_path / "qs"),
+        epochs=50.0,
+        batch_size=2,
+        max_len=64,
+        max_question_tokens=16,
+        val_fraction=0.25,
+        threads=1,
+        device="cpu",
+        max_minutes=1e-9,
+    )
+    rep = train_scorer(recs, cfg)
+    assert rep["trained"]["steps"] == 1
+    assert rep["trained"]["max_minutes"] == 1e-9
+    qs = QuestionScorer(tmp_path / "qs", device="cpu", max_len=64, max_question_tokens=16)
+    s = qs.sentence_scores("harbour town 20", TEXT, spans[:10])
+    assert s.shape == (10,) and ((s >= 0) & (s <= 1)).all()
