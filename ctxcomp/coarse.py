@@ -172,7 +172,7 @@ class CoarseToFineCompressor(Compressor):
                 # sentence, and the sentence level below reuses the same similarities
                 q = self._embed([question])[0]
                 sent_cache = _sentence_scores(texts, live, lambda xs: self._embed(xs) @ q)
-                sent_cache = self._combined(question, texts, sent_cache)
+                sent_cache = self.sentence_relevance(question, texts, sent_cache)
                 for i in live:
                     scores[i] = float(sent_cache[i][1].max())
             else:
@@ -204,7 +204,7 @@ class CoarseToFineCompressor(Compressor):
             missing = [i for i in kept if i not in sent_cache]
             if missing:  # rankers without sentence embeddings: one call for all sentences
                 sent_cache.update(
-                    self._combined(
+                    self.sentence_relevance(
                         question,
                         texts,
                         _sentence_scores(
@@ -305,13 +305,16 @@ class CoarseToFineCompressor(Compressor):
             getattr(self.fine, "namespace", "default"),
         )
 
-    def _combined(
+    def sentence_relevance(
         self,
         question: str,
         texts: list[str],
         sc: dict[int, tuple[list[tuple[int, int]], np.ndarray]],
     ) -> dict[int, tuple[list[tuple[int, int]], np.ndarray]]:
-        """Sentence scores with the relevance options' signals added (ctxcomp.relevance)."""
+        """Sentence scores with the relevance options' signals added (ctxcomp.relevance):
+        ``{document index: (sentence spans, scores)}`` in, the same shape out. The coarse
+        stage's public hook for rescoring sentences: a subclass may override it (e.g. to
+        rerank with a question-conditioned scorer, as the dev-set runner does)."""
         if self.relevance == RelevanceOptions() or not sc:
             return sc
         docs = list(sc)

@@ -156,10 +156,10 @@ class Reranked:
         cfg: dict[str, Any] = super().config()  # type: ignore[misc]
         return {**cfg, "qscorer": self.scorer.fingerprint(), "qs_pool": self.qs_pool}
 
-    def _combined(self, question: str, texts: list[str], sc: Any) -> Any:
+    def sentence_relevance(self, question: str, texts: list[str], sc: Any) -> Any:
         from ctxcomp.qscorer import rerank
 
-        out = super()._combined(question, texts, sc)  # type: ignore[misc]
+        out = super().sentence_relevance(question, texts, sc)  # type: ignore[misc]
         return rerank(self.scorer, question, texts, out, self.pool_tokens) if out else out
 
 
