@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 from typing import Any
 
@@ -57,43 +56,3 @@ def expected_plain(corpus: list[dict[str, Any]]) -> dict[str, Any]:
     import ctxcomp
 
     return {r["id"]: ctxcomp.compress(r["text"], ratio=RATIO) for r in corpus}
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A redis-server on a free loopback port (skipped when absent, except in CI)."""
-    import shutil
-    import socket
-    import subprocess
-    import time
-
-    required = bool(os.environ.get("CTXCOMP_REQUIRE_SYSTEM_TOOLS"))
-    exe = shutil.which("redis-server")
-    redis = pytest.importorskip("redis") if not required else __import__("redis")
-    if exe is None:
-        (pytest.fail if required else pytest.skip)("redis-server is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    d = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(d)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.exceptions.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                (pytest.fail if required else pytest.skip)("redis-server did not start")
-            time.sleep(0.05)
-    client.close()
-    yield url
-    proc.terminate()
-    proc.wait(10)
