@@ -10,7 +10,6 @@ import functools
 import json
 import re
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
@@ -217,21 +216,12 @@ _TABLE_RULE = re.compile(
 )
 
 
-class Protected(NamedTuple):
-    """What :func:`find_protected` finds, as sorted (start, end) lists: the spans to keep
-    verbatim (merged), the marker spans to remove, and the spans a user asked to keep
-    (inside keep markers: never dropped by a relevance cut, unlike the heuristics' spans)."""
-
-    keep: list[tuple[int, int]]
-    markers: list[tuple[int, int]]
-    asked: list[tuple[int, int]]
-
-
-def find_protected(text: str, protection: Protection) -> Protected:
-    """Spans to keep verbatim, marker spans to remove, and the user's keep-marker spans."""
+def find_protected(
+    text: str, protection: Protection
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Spans to keep verbatim, and marker spans to remove, as sorted (start, end) lists."""
     keep: list[tuple[int, int]] = []
     remove: list[tuple[int, int]] = []
-    asked: list[tuple[int, int]] = []
     if protection.keep_marker:
         open_m, close_m = protection.keep_marker
         pos = 0
@@ -242,11 +232,9 @@ def find_protected(text: str, protection: Protection) -> Protected:
             b = text.find(close_m, a + len(open_m))
             if b < 0:  # an unclosed marker protects to the end: never compress what was asked kept
                 keep.append((a + len(open_m), len(text)))
-                asked.append(keep[-1])
                 remove.append((a, a + len(open_m)))
                 break
             keep.append((a + len(open_m), b))
-            asked.append(keep[-1])
             remove.append((a, a + len(open_m)))
             remove.append((b, b + len(close_m)))
             pos = b + len(close_m)
@@ -263,7 +251,7 @@ def find_protected(text: str, protection: Protection) -> Protected:
             keep.extend(m.span() for m in _TABLE_RULE.finditer(text))
     if protection.json and "{" in text:
         keep.extend(_json_objects(text))
-    return Protected(_merge(keep), sorted(remove), asked)
+    return _merge(keep), sorted(remove)
 
 
 def fenced_blocks(text: str) -> list[tuple[int, int]]:

@@ -145,31 +145,6 @@ def test_protected_spans_ranked_by_question_relevance(tiny_bert, reader):
         assert f"compute_{other}" in note or f"{other}_0" in note
 
 
-def test_irrelevant_protected_span_is_cut_whole_unless_asked_for(tiny_bert, reader):
-    """A code block lying wholly in sentences the question-relevance cut drops goes whole
-    (said in the notes) instead of crowding the relevant sentences out; the same block
-    inside keep markers stays verbatim."""
-    model, tok = tiny_bert
-    fine = _flat(ctxcomp.TokenClassifierCompressor(model, tok, device="cpu"))
-    c2f = CoarseToFineCompressor(fine, _KeywordRanker(), coarse_factor=1.0)
-    prose = " ".join(f"Harbor note {i} says the ferry runs at dawn." for i in range(30))
-    body = "\n".join(f"    table_{i} = build_table({i}, width={i * 7})" for i in range(15))
-    code = f"```python\n{body}\n```"
-    question = "when does the ferry run"
-    for wrap, asked in (("{}", False), ("<ctxcomp:keep>{}</ctxcomp:keep>", True)):
-        doc = f"{prose}\n\n{wrap.format(code)}\n\nThe ferry runs at dawn every day."
-        target = reader.count(code) + 40
-        r = c2f.compress(doc, target_tokens=target, question=question)
-        check_result(r, [doc], reader)
-        assert r.compressed_tokens <= target
-        cut = [n for n in r.notes if "below the question-relevance cut dropped whole" in n]
-        if asked:
-            assert code in r.text and not cut  # asked for: kept verbatim
-        else:
-            assert "table_" not in r.text and len(cut) == 1  # dropped whole, and said
-            assert "ferry" in r.text
-
-
 def test_force_tokens_alone_overflow(tiny_bert, reader):
     model, tok = tiny_bert
     comp = ctxcomp.TokenClassifierCompressor(model, tok, device="cpu", drop_consecutive=False)

@@ -92,7 +92,7 @@ class Analyzer:
 
     def analyse(self, text: str, o: TokenClassifierOptions) -> DocTokens:
         cps = codepoints(text)
-        keep_spans, marker_spans, asked_spans = find_protected(text, o.protection)
+        keep_spans, marker_spans = find_protected(text, o.protection)
         # the encoder reads keep markers as separate words of their own (same length, so
         # offsets hold): a sentencepiece word never straddles a marker and the text it keeps
         tok_text, tok_cps = text, cps
@@ -163,7 +163,6 @@ class Analyzer:
             forced |= (dig_cum[u_ends] - dig_cum[u_starts]) > 0
         span = span_index(u_starts, u_ends, keep_spans)
         protected = span >= 0
-        asked = overlap_mask(u_starts, u_ends, asked_spans)
         forced |= protected
         # protected text is verbatim: its punctuation is not a force token that
         # drop_consecutive or a coarse exclusion may remove
@@ -207,7 +206,6 @@ class Analyzer:
             forced=forced,
             protected=protected,
             span=span,
-            asked=asked,
             excluded=excluded,
             force_code=u_force_code,
             gap=gap,

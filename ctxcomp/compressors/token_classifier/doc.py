@@ -27,7 +27,6 @@ class DocTokens:
     forced: np.ndarray
     protected: np.ndarray  # inside a protected span (verbatim, never excluded)
     span: np.ndarray  # index of that protected span (-1: none)
-    asked: np.ndarray  # inside a span the user asked to keep (keep markers)
     excluded: np.ndarray
     force_code: np.ndarray
     gap: np.ndarray
@@ -56,7 +55,6 @@ def empty_doc(text: str) -> DocTokens:
         forced=zb,
         protected=zb,
         span=z,
-        asked=zb,
         excluded=zb,
         force_code=z,
         gap=np.zeros(0, np.int8),

@@ -86,24 +86,13 @@ def select(
                 bias[sel] = g.bias(i, d.text, plan.starts[sel], plan.ends[sel])
         plan.probs = plan.probs + bias
     if g.exclude is not None and plan.n:
-        cut = 0  # protected spans the coarse cut drops whole
         for i, d in enumerate(dts):
             spans = g.exclude(i, d.text)
             if spans:
                 sel = np.flatnonzero(plan.doc == i)
-                hit = overlap_mask(plan.starts[sel], plan.ends[sel], spans)
-                whole = spans_outside(hit, d.span, d.asked)
-                plan.excluded[sel] |= (hit & ~plan.protected[sel]) | whole
-                cut += int(np.unique(d.span[whole]).size)
-        if cut:
-            g = dataclasses.replace(
-                g,
-                notes=(
-                    *g.notes,
-                    f"coarse stage: {cut} protected span(s) (code, markup, URLs) lying wholly "
-                    "in text below the question-relevance cut dropped whole",
-                ),
-            )
+                plan.excluded[sel] |= (
+                    overlap_mask(plan.starts[sel], plan.ends[sel], spans) & ~plan.protected[sel]
+                )
     if ctx.options.mode == "global":
         sel = select_global(
             plan,
@@ -132,18 +121,3 @@ def select(
             ),
         )
     return build_result(ctx, docs, plan, rendered, n_orig, n_out, b, target, g, rule)
-
-
-def spans_outside(hit: np.ndarray, span: np.ndarray, asked: np.ndarray) -> np.ndarray:
-    """Units of the protected spans whose every unit lies in excluded text (``hit``) and
-    that no user keep marker asked for: such a span (a code block, a table the question
-    does not need) is dropped whole instead of crowding relevant text out of the budget."""
-    prot = span >= 0
-    if not prot.any():
-        return np.zeros(span.size, dtype=bool)
-    ids, inv = np.unique(span[prot], return_inverse=True)
-    miss = np.bincount(inv, weights=~hit[prot], minlength=ids.size) > 0
-    keep = np.bincount(inv, weights=asked[prot], minlength=ids.size) > 0
-    out = np.zeros(span.size, dtype=bool)
-    out[prot] = ~(miss | keep)[inv]
-    return out
