@@ -105,8 +105,12 @@ class Pipeline(Method):
             if isinstance(un, Reranked):
                 un.pool_tokens = self.qs_pool * budget
             res = un.compress(docs or context, target_tokens=budget, question=q)
-        out = MethodOutput(res.text, time.perf_counter() - t0, str(res.config_hash))
-        out.note = "; ".join((note, *res.notes) if note else res.notes)
+        out = MethodOutput(
+            res.text,
+            time.perf_counter() - t0,
+            str(res.config_hash),
+            note="; ".join((note, *res.notes) if note else res.notes),
+        )
         return out
 
     def unprotected(self) -> Any:
