@@ -7,7 +7,7 @@
 Importing ctxcomp is light: torch and transformers load only when a model does.
 """
 
-from . import _moved, text, vision  # noqa: F401  (text and vision register their methods by name)
+from . import _moved, backends, text, vision  # noqa: F401  (they register their names)
 from .api import compress, load_compressor
 from .budget import Budget
 from .coarse import CoarseToFineCompressor

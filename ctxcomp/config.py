@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .core.compressor import Compressor
-from .core.registry import compressors, rankers
+from .core.registry import backends, compressors, rankers
 from .core.stage import FineStage
 from .errors import InputError
 from .tokens import DEFAULT_READER
@@ -114,6 +114,8 @@ class PipelineConfig:
             raise InputError(
                 f"method must be one of {list(compressors.names())}, got {self.method!r}"
             )
+        if self.backend is not None and self.backend not in backends:
+            backends.entry(self.backend)  # the error naming the registered backends
         if self.ranker != "none" and self.ranker not in rankers:
             known = [*rankers.names(), "none"]
             raise InputError(f"ranker must be one of {known}, got {self.ranker!r}")
