@@ -117,3 +117,23 @@ def test_rerank_orders_the_pool_and_keeps_it_ahead(scorer):
     assert s1[0] >= sents[1][1][0]  # the best sentence overall is pooled
     assert np.concatenate([s0, s1])[pooled].min() > np.concatenate([s0, s1])[~pooled].max()
     assert rerank(scorer, "q", [], {}, 10.0) == {}
+
+
+def test_one_device_choice_mps_included(monkeypatch):
+    """The scorer picks its device with the backends' ``pick_device``: None and "auto" are
+    CUDA, then Apple MPS, then the CPU; an explicit device is kept."""
+    torch = pytest.importorskip("torch")
+    import ctxcomp.qscorer
+    from ctxcomp.backends import pick_device
+
+    assert ctxcomp.qscorer.pick_device is pick_device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device(None) == pick_device("auto") == "mps"
+    assert pick_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device(None) == "cpu"
+    with pytest.raises(InputError, match="CUDA is not available"):
+        pick_device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device(None) == "cuda"
