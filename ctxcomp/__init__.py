@@ -16,7 +16,7 @@ from .config import PipelineConfig
 from .config import build as build_pipeline
 from .errors import BudgetError, CtxcompError, InputError, MissingDependencyError, ModelLoadError
 from .result import CompressionResult, Document, DocumentResult, KeptSpan, UnitScores
-from .structure import Protection
+from .text.protect import Protection
 from .tokens import ReaderTokenizer, get_tokenizer
 
 __version__ = "0.1.0"
