@@ -66,7 +66,8 @@ def resolve(name: str | None) -> str:
 
 def prepare(name: str | None, target: ModelToRun) -> PreparedModel:
     """Run the backend registered under ``name`` (None: the default) on ``target``."""
-    out = backends.create(resolve(name), target)
+    name = resolve(name)
+    out = backends.create(name, target)
     if not isinstance(out, PreparedModel):
         raise InputError(f"backend {name!r} returned {type(out).__name__}, not a PreparedModel")
     return out
