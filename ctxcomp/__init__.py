@@ -7,7 +7,7 @@
 Importing ctxcomp is light: torch and transformers load only when a model does.
 """
 
-from . import _moved, text, vision  # noqa: F401  (text and vision register their methods by name)
+from . import _moved, backends, text, vision  # noqa: F401  (they register their names)
 from .api import compress, load_compressor
 from .budget import Budget
 from .coarse import CoarseToFineCompressor
@@ -16,7 +16,7 @@ from .config import PipelineConfig
 from .config import build as build_pipeline
 from .errors import BudgetError, CtxcompError, InputError, MissingDependencyError, ModelLoadError
 from .result import CompressionResult, Document, DocumentResult, KeptSpan, UnitScores
-from .structure import Protection
+from .text.protect import Protection
 from .tokens import ReaderTokenizer, get_tokenizer
 
 __version__ = "0.1.0"

@@ -32,6 +32,10 @@ MOVED: dict[str, tuple[str, ...]] = {
         "ctxcomp.backends.device",
     ),
     "ctxcomp.compressors._onnx": ("ctxcomp.backends.onnx",),
+    # names that say what they hold
+    "ctxcomp.cache.tc": ("ctxcomp.cache.token_scores",),
+    "ctxcomp.compressors._plain": ("ctxcomp.compressors.wordpiece_fastpath",),
+    "ctxcomp.structure": ("ctxcomp.text.units", "ctxcomp.text.protect"),
 }
 
 
@@ -73,6 +77,8 @@ class _Finder(importlib.abc.MetaPathFinder):
 
 
 def install() -> None:
-    """Put the finder on ``sys.meta_path`` (once)."""
+    """Put the finder first on ``sys.meta_path`` (once): an old path is always the
+    forwarder, even where a stale copy of the old file lies on another finder's path (an
+    editable install of an older checkout, leftovers of an upgrade)."""
     if not any(isinstance(f, _Finder) for f in sys.meta_path):
-        sys.meta_path.append(_Finder())
+        sys.meta_path.insert(0, _Finder())

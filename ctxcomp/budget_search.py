@@ -1,6 +1,6 @@
 """The global budget search: the best units that fit the target, counted exactly.
 
-``select_global`` ranks a plan's selectable units and keeps the longest prefix of that
+``select_global`` ranks a table's selectable units and keeps the longest prefix of that
 ranking whose rendered text holds at most the target in reader tokens (exact counts of
 rendered probes, guided by a calibrated estimate). Two refinements:
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import BudgetError
-from .selection import Plan, Rendered, render, unit_costs, with_spans
+from .selection import Rendered, UnitTable, render, unit_costs, with_spans
 from .tokens import ReaderTokenizer
 
 OVERFLOW_POLICIES = ("degrade", "error")
@@ -47,7 +47,7 @@ class Selection:
 
 
 def select_global(
-    plan: Plan,
+    table: UnitTable,
     target: int,
     reader: ReaderTokenizer,
     joined: str,
@@ -60,12 +60,12 @@ def select_global(
         raise ValueError(f"on_overflow must be one of {OVERFLOW_POLICIES}, got {on_overflow!r}")
     make_counter = getattr(reader, "counter", None)
     count = make_counter() if make_counter is not None else reader.count
-    search = _Search(plan, target, unit_costs(plan, reader, joined, token_starts), count)
-    base = plan.forced & ~plan.excluded
-    order = ranking(plan, plan.probs, base)
+    search = _Search(table, target, unit_costs(table, reader, joined, token_starts), count)
+    base = table.forced & ~table.excluded
+    order = ranking(table, table.probs, base)
     got = search.run(base, order, np.arange(order.size + 1))
     if got is not None:
-        return Selection(with_spans(plan, got[0]), got[1])
+        return Selection(with_spans(table, got[0]), got[1])
     must = search.count_of(base)
     if on_overflow == "error":
         raise BudgetError(
@@ -73,12 +73,12 @@ def select_global(
             f"and protected spans alone take {must} tokens; raise the budget, or pass fewer "
             "force_tokens / a narrower Protection (or on_overflow='degrade')"
         )
-    return _degrade(plan, search, must)
+    return _degrade(table, search, must)
 
 
-def ranking(plan: Plan, score: np.ndarray, base: np.ndarray) -> np.ndarray:
+def ranking(table: UnitTable, score: np.ndarray, base: np.ndarray) -> np.ndarray:
     """Selectable units outside ``base``, best first (score, then position: deterministic)."""
-    cand = np.flatnonzero(~base & ~plan.excluded)
+    cand = np.flatnonzero(~base & ~table.excluded)
     return cand[np.lexsort((cand, -score[cand]))]
 
 
@@ -91,19 +91,19 @@ def _cuts(order: np.ndarray, group: np.ndarray) -> np.ndarray:
 
 
 class _Search:
-    """Exact-count searches over prefixes of rankings, for one plan and target."""
+    """Exact-count searches over prefixes of rankings, for one table and target."""
 
     def __init__(
-        self, plan: Plan, target: int, cost: np.ndarray, count: Callable[[str], int]
+        self, table: UnitTable, target: int, cost: np.ndarray, count: Callable[[str], int]
     ) -> None:
-        self.plan = plan
+        self.table = table
         self.target = target
         self.cost = cost
         self.count = count
         self.per_run = 0.2  # drift per kept run; ~0.2 tokens for cl100k on prose, calibrated
 
     def count_of(self, mask: np.ndarray) -> int:
-        return self.count(render(self.plan, mask, spans_too=False).text)
+        return self.count(render(self.table, mask, spans_too=False).text)
 
     def run(
         self, base: np.ndarray, order: np.ndarray, cuts: np.ndarray
@@ -156,7 +156,7 @@ class _Search:
     ) -> tuple[int, Rendered, int] | None:
         """Largest j in [lo, hi) whose prefix ``order[:cuts[j]]`` fits (``lo`` is known to fit
         with rendering ``at_lo``; -1: nothing known), with its rendering and count."""
-        plan, target = self.plan, self.target
+        table, target = self.table, self.target
         cost = self.cost
         cum = np.concatenate(([0], np.cumsum(cost[order])))  # cum[k]: cost of the top k
         base_cost = int(cost[base].sum())
@@ -168,7 +168,7 @@ class _Search:
             if j not in memo:
                 m = base.copy()
                 m[order[: cuts[j]]] = True
-                r = render(plan, m, spans_too=False)
+                r = render(table, m, spans_too=False)
                 memo[j] = (r, self.count(r.text))
             return memo[j]
 
@@ -178,7 +178,7 @@ class _Search:
         # whether its neighbours were kept before it: base ones always, ranked ones if ranked
         # higher. So every k's count is one cumulative sum.
         kmax = order.size
-        rank = np.full(plan.n + 2, kmax + 1, dtype=np.int64)  # padded: rank[u + 1] is unit u's
+        rank = np.full(table.n + 2, kmax + 1, dtype=np.int64)  # padded: rank[u + 1] is unit u's
         rank[1:-1][base] = -1
         rank[order + 1] = np.arange(kmax)
         pos = np.arange(kmax)
@@ -264,12 +264,12 @@ def _greedy(est: np.ndarray, budget: float, max_steps: int = 64) -> np.ndarray:
 # -- overflow ---------------------------------------------------------------------------
 
 
-def _degrade(plan: Plan, search: _Search, must: int) -> Selection:
+def _degrade(table: UnitTable, search: _Search, must: int) -> Selection:
     """Fit a budget smaller than the forced and protected content (see the module doc)."""
     target = search.target
-    group = plan.span if plan.span is not None else _runs(plan.protected)
-    group = np.where(plan.protected & ~plan.excluded, group, -1)
-    score = plan.probs.astype(np.float64)
+    group = table.span if table.span is not None else _runs(table.protected)
+    group = np.where(table.protected & ~table.excluded, group, -1)
+    score = table.probs.astype(np.float64)
     g = group >= 0
     if g.any():  # a span's units share its mean score, so they sit together in the ranking
         ids, inv = np.unique(group[g], return_inverse=True)
@@ -277,23 +277,23 @@ def _degrade(plan: Plan, search: _Search, must: int) -> Selection:
         score[g] = mean[inv]
     else:
         ids = np.zeros(0, dtype=np.int64)
-    base = plan.forced & ~plan.protected & ~plan.excluded
-    punct = plan.force_code >= 0
+    base = table.forced & ~table.protected & ~table.excluded
+    punct = table.force_code >= 0
     notes = []
     prot_note = ids.size > 0
     got = None
     if prot_note:  # without protected spans this is the search that just failed
-        order = ranking(plan, score, base)
+        order = ranking(table, score, base)
         got = search.run(base, order, _cuts(order, group))
     if got is None:  # force tokens alone overflow: each follows its preceding word
         force_only = search.count_of(base)
-        base = np.zeros(plan.n, dtype=bool)
-        score = _after_previous_word(plan, score, punct & ~plan.protected)
-        order = ranking(plan, score, base)
+        base = np.zeros(table.n, dtype=bool)
+        score = _after_previous_word(table, score, punct & ~table.protected)
+        order = ranking(table, score, base)
         got = search.run(base, order, _cuts(order, group))
         assert got is not None  # an empty selection always fits
         kept = got[0].kept
-        fp = punct & ~plan.protected & ~plan.excluded
+        fp = punct & ~table.protected & ~table.excluded
         notes.append(
             f"force tokens alone take {force_only} tokens, more than the budget of {target}: "
             f"each force token was kept only after its kept preceding word, as the budget "
@@ -305,25 +305,25 @@ def _degrade(plan: Plan, search: _Search, must: int) -> Selection:
         f"than the budget of {target} (on_overflow='degrade')"
     )
     if prot_note:
-        notes.insert(0, _span_note(plan, group, ids, r.kept))
-    return Selection(with_spans(plan, r), c, (head, *notes))
+        notes.insert(0, _span_note(table, group, ids, r.kept))
+    return Selection(with_spans(table, r), c, (head, *notes))
 
 
-def _span_note(plan: Plan, group: np.ndarray, ids: np.ndarray, kept: np.ndarray) -> str:
+def _span_note(table: UnitTable, group: np.ndarray, ids: np.ndarray, kept: np.ndarray) -> str:
     units = np.flatnonzero(group >= 0)
     inv = np.searchsorted(ids, group[units])
     any_kept = np.bincount(inv, weights=kept[units], minlength=ids.size) > 0
-    first = np.full(ids.size, plan.n)
+    first = np.full(ids.size, table.n)
     np.minimum.at(first, inv, units)
     last = np.zeros(ids.size, dtype=np.int64)
     np.maximum.at(last, inv, units)
     dropped = np.flatnonzero(~any_kept)
     listed = ", ".join(
-        f"document {d} [{a}:{b}] {_preview(plan.texts[d][a:b])}"
+        f"document {d} [{a}:{b}] {_preview(table.texts[d][a:b])}"
         for d, a, b in zip(
-            plan.doc[first[dropped[:_LISTED]]].tolist(),
-            plan.starts[first[dropped[:_LISTED]]].tolist(),
-            plan.ends[last[dropped[:_LISTED]]].tolist(),
+            table.doc[first[dropped[:_LISTED]]].tolist(),
+            table.starts[first[dropped[:_LISTED]]].tolist(),
+            table.ends[last[dropped[:_LISTED]]].tolist(),
         )
     )
     more = f" and {dropped.size - _LISTED} more" if dropped.size > _LISTED else ""
@@ -346,14 +346,14 @@ def _runs(mask: np.ndarray) -> np.ndarray:
     return np.where(mask, np.cumsum(start) - 1, -1)
 
 
-def _after_previous_word(plan: Plan, score: np.ndarray, follower: np.ndarray) -> np.ndarray:
+def _after_previous_word(table: UnitTable, score: np.ndarray, follower: np.ndarray) -> np.ndarray:
     """``score`` with each ``follower`` unit given the score of the nearest preceding
     non-follower unit of its document (its own score when there is none), so it ranks right
     after that unit."""
-    idx = np.arange(plan.n)
+    idx = np.arange(table.n)
     prev = np.maximum.accumulate(np.where(follower, -1, idx))
     ok = follower & (prev >= 0)
-    ok[ok] = plan.doc[prev[ok]] == plan.doc[ok]
+    ok[ok] = table.doc[prev[ok]] == table.doc[ok]
     out = score.copy()
     out[ok] = score[prev[ok]]
     return out

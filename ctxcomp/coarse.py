@@ -24,7 +24,7 @@ from .compressors.base import Compressor, Guidance, ProgressCallback
 from .core.request import Request
 from .core.stage import FineStage
 from .errors import InputError
-from .rankers import BiEncoderRanker, Ranker, sentence_spans
+from .rankers import LazyRanker, Ranker, sentence_spans
 from .relevance import RelevanceOptions, combine, kind_mask, wanted_kinds
 from .result import CompressionResult, Document, KeptSpan
 from .reuse import DEFAULT_VECTOR_BYTES, ArrayLRU, embed_reusing
@@ -63,7 +63,8 @@ class CoarseToFineCompressor(Compressor):
         if not coarse_factor >= 1.0:
             raise InputError(f"coarse_factor must be >= 1, got {coarse_factor!r}")
         self.fine = fine
-        self._ranker = ranker
+        # the default: the bi-encoder, loaded when a question first needs it
+        self._ranker: Ranker = LazyRanker() if ranker is None else ranker
         self.order = order
         self.coarse_factor = float(coarse_factor)
         self.sentence_level = sentence_level
@@ -77,8 +78,6 @@ class CoarseToFineCompressor(Compressor):
 
     @property
     def ranker(self) -> Ranker:
-        if self._ranker is None:
-            self._ranker = BiEncoderRanker()
         return self._ranker
 
     def config(self) -> dict[str, Any]:

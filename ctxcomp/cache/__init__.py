@@ -18,7 +18,7 @@ from .keys import Segment, config_hash, segment_id, segment_text, token_key
 from .segment_cache import CacheStats, SegmentCache, as_cache
 from .sqlite_store import SQLiteStore, default_cache_path
 from .store import Eviction, MemoryStore, Store
-from .tc import WINDOW_KIND  # registers the tc.window value checks with every import
+from .token_scores import WINDOW_KIND  # registers the tc.window value checks with every import
 
 
 def __getattr__(name: str) -> Any:  # lazy: these need optional dependencies when used

@@ -79,7 +79,7 @@ def compress(
     backend: Annotated[
         str | None,
         typer.Option(
-            help="Inference backend: torch, torch-bf16, onnx, torch-int8, onnx-int8, or auto (bf16 on CPUs that compute it natively); default: the model's own (auto for the embedded default, torch for others)"
+            help="Inference backend, a name registered in ctxcomp.core.backends: torch, torch-bf16, onnx, torch-int8, onnx-int8, or auto (bf16 on CPUs that compute it natively); default: the model's own (auto for the embedded default, torch for others)"
         ),
     ] = None,
     device: Annotated[

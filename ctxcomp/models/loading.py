@@ -26,9 +26,8 @@ def load_classifier(model: str | os.PathLike[str] | None = None, **kwargs: Any) 
     """A :class:`~ctxcomp.TokenClassifierCompressor` for ``model``: ``None`` is the embedded
     default, a delta directory is loaded over its packaged base encoder, anything else is a
     Hugging Face hub id or checkpoint directory. Keyword arguments go to the compressor;
-    ``backend=None`` means the model's own (the embedded default's is ``"auto"``)."""
-    if kwargs.get("backend", "") is None:
-        del kwargs["backend"]
+    ``backend=None`` means the model's own (the embedded default's is ``"auto"``; a
+    checkpoint's is :data:`ctxcomp.backends.DEFAULT_BACKEND`)."""
     if model is None:
         return load_default(**kwargs)
     if not isinstance(model, (str, os.PathLike)) or not os.fspath(model).strip():
@@ -51,8 +50,8 @@ def load_delta_compressor(
 
     model, tok, cfg = load_delta(path, base_path=base_path)
     kwargs.setdefault("keep_label", int(cfg.get("keep_label", 1)))
-    if cfg.get("backend"):
-        kwargs.setdefault("backend", str(cfg["backend"]))
+    if kwargs.get("backend") is None and cfg.get("backend"):
+        kwargs["backend"] = str(cfg["backend"])
     opts = cfg.get("compressor_options") or {}
     allowed = {f.name for f in fields(TokenClassifierOptions)}
     if not isinstance(opts, Mapping) or set(opts) - allowed:

@@ -11,9 +11,9 @@ positive, else 0 (question and special tokens are ignored), as Provence labels t
 What is trained: the head and the top ``train_layers`` encoder layers (the rest frozen, so
 the backward pass stops there). The result is a ctxcomp delta directory (config.json +
 delta.safetensors in fp16: the trained tensors only) over the packaged MiniLM encoder.
-The device is CUDA when available; ``batch_size`` and ``epochs`` are flags of the script,
-and ``max_minutes`` caps the loop's wall time (the learning rate then decays to 0 at the
-cap, so a time-boxed CPU run still ends on a finished schedule).
+The device is CUDA, then Apple MPS, when available; ``batch_size`` and ``epochs`` are flags
+of the script, and ``max_minutes`` caps the loop's wall time (the learning rate then decays
+to 0 at the cap, so a time-boxed CPU run still ends on a finished schedule).
 """
 
 from __future__ import annotations
@@ -111,9 +111,10 @@ def train_scorer(
     import torch
     from safetensors.torch import save_file
 
+    from ..backends import pick_device
     from ..core.fingerprint import file_digest
     from ..models import build_model, resolve_base
-    from ..qscorer import QuestionScorer, pick_device
+    from ..qscorer import QuestionScorer
     from .trainer import PACKAGE_BASES
 
     if not records:

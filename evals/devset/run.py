@@ -115,7 +115,7 @@ class Pipeline(Method):
 
     def unprotected(self) -> Any:
         if self._unprotected is None:
-            from ctxcomp.structure import Protection
+            from ctxcomp.text.protect import Protection
 
             off = Protection(code=False, urls=False, json=False, markdown=False)
             opts = {**self.overrides.get("options", {}), "protection": off}

@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ctxcomp.rankers import LazyRanker
+
 from .data import Item
 from .methods import Method, MethodOutput, _hash
 
@@ -62,7 +64,7 @@ class SentenceRetrieval(Method):
     def __init__(self, model: str | None = None) -> None:
         self.model = model
         self.spec = "sentret" + (f":{model}" if model else "")
-        self._ranker: Any = None
+        self._ranker = LazyRanker("bi-encoder", model)  # loaded on the first question
         # sentence embeddings of the last contexts (many questions and budgets per context)
         self._memo: dict[str, tuple[list[str], Any]] = {}
 
@@ -70,11 +72,7 @@ class SentenceRetrieval(Method):
     def config_hash(self) -> str:
         return _hash({"spec": self.spec, "v": 1})
 
-    def ranker(self) -> Any:
-        if self._ranker is None:
-            from ctxcomp.rankers import BiEncoderRanker
-
-            self._ranker = BiEncoderRanker(self.model)
+    def ranker(self) -> LazyRanker:
         return self._ranker
 
     def compress(self, item: Item, context: str, budget: int, tok: Any) -> MethodOutput:

@@ -187,3 +187,54 @@ def test_onednn_graph_results_do_not_depend_on_history():
     for a, b, c in zip(first, later, again):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(b, c)
+
+
+def test_a_registered_backend_runs_by_name(tiny_bert, essays):
+    """A backend registered from outside the library is chosen by name like the built-ins:
+    its compiled forward serves every window, and the result records its name."""
+    torch = pytest.importorskip("torch")
+    from ctxcomp.backends import ModelToRun, PreparedModel
+    from ctxcomp.config import PipelineConfig
+    from ctxcomp.core import backends
+
+    calls: list[tuple[int, ...]] = []
+
+    def counting(target: ModelToRun) -> PreparedModel:
+        eager = backends.create("torch", target)
+
+        def forward(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            calls.append(ids.shape)
+            with torch.inference_mode():
+                out = eager.model(
+                    input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)
+                )
+            return out.logits.float().numpy()
+
+        return PreparedModel("counting-test", eager.model, forward, "grid")
+
+    backends.register("counting-test", counting, replace=True)
+    assert PipelineConfig(backend="counting-test").backend == "counting-test"
+    model, tok = tiny_bert
+    text = essays["copy"][:3000]
+    comp = ctxcomp.TokenClassifierCompressor(model, tok, device="cpu", backend="counting-test")
+    assert comp.model_info["backend"] == "counting-test"
+    got = _kept(comp, text)
+    assert calls  # the registered forward ran
+    ref = ctxcomp.TokenClassifierCompressor(model, tok, device="cpu")  # the default: "torch"
+    assert ref.model_info["backend"] == "torch"
+    assert got == _kept(ref, text)
+    assert comp.config_hash != ref.config_hash  # the backend is part of the cache key
+
+
+def test_unknown_backend_names_the_registered_ones(tiny_bert, tmp_path):
+    from ctxcomp.core import backends
+
+    model, tok = tiny_bert
+    with pytest.raises(ctxcomp.InputError, match=r"unknown backend 'nope'; known: auto, .*torch"):
+        ctxcomp.TokenClassifierCompressor(model, tok, device="cpu", backend="nope")
+    # checked before any weights load: the path does not even exist
+    with pytest.raises(ctxcomp.InputError, match="unknown backend 'nope'"):
+        ctxcomp.TokenClassifierCompressor(str(tmp_path / "missing"), backend="nope")
+    backends.register("broken-test", lambda target: "not a prepared model", replace=True)
+    with pytest.raises(ctxcomp.InputError, match="returned str, not a PreparedModel"):
+        ctxcomp.TokenClassifierCompressor(model, tok, device="cpu", backend="broken-test")

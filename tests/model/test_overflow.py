@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import ctxcomp
 from ctxcomp.budget_search import FILL_MIN_SLACK
 from ctxcomp.coarse import CoarseToFineCompressor
-from ctxcomp.structure import Protection, find_protected
+from ctxcomp.text.protect import Protection, find_protected
 from tests.support.invariants import check_result
 
 PTB = " ".join(["He said `` hello '' to her ."] * 100)

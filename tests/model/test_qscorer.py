@@ -147,3 +147,23 @@ def test_training_time_cap_stops_early_and_writes_a_loadable_delta(tmp_path):
     qs = QuestionScorer(tmp_path / "qs", device="cpu", max_len=64, max_question_tokens=16)
     s = qs.sentence_scores("harbour town 20", TEXT, spans[:10])
     assert s.shape == (10,) and ((s >= 0) & (s <= 1)).all()
+
+
+def test_one_device_choice_mps_included(monkeypatch):
+    """The scorer picks its device with the backends' ``pick_device``: None and "auto" are
+    CUDA, then Apple MPS, then the CPU; an explicit device is kept."""
+    torch = pytest.importorskip("torch")
+    import ctxcomp.qscorer
+    from ctxcomp.backends import pick_device
+
+    assert ctxcomp.qscorer.pick_device is pick_device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert pick_device(None) == pick_device("auto") == "mps"
+    assert pick_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert pick_device(None) == "cpu"
+    with pytest.raises(InputError, match="CUDA is not available"):
+        pick_device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device(None) == "cuda"

@@ -496,7 +496,7 @@ def test_label_lines_match_reference(seed):
     import re
 
     from ctxcomp.compressors.token_classifier.shaping import label_lines
-    from ctxcomp.selection import Plan
+    from ctxcomp.selection import UnitTable
 
     rng = random.Random(seed)
     words = ["what", "who", "where", "river", "city", "novel", "mountain", "painted"]
@@ -522,7 +522,7 @@ def test_label_lines_match_reference(seed):
             continue
         doc, starts, ends = (np.array(c, dtype=np.int64) for c in zip(*spans))
         z = np.zeros(n, bool)
-        plan = Plan(
+        plan = UnitTable(
             texts=texts,
             separator="\n\n",
             doc=doc,

@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctxcomp.compressors._plain import (
+from ctxcomp.compressors.wordpiece_fastpath import (
     PLAIN_RANGES,
     WordPieceMemo,
     is_wordpiece_bert,
     plain_text,
     plain_text_tokenizer,
 )
-from ctxcomp.structure import codepoints
+from ctxcomp.text.units import codepoints
 
 PLAIN_CHARS = ["\t", "\n", "\r"] + [chr(c) for lo, hi in PLAIN_RANGES for c in range(lo, hi + 1)]
 

@@ -8,7 +8,7 @@ import pytest
 import regex
 
 import ctxcomp
-from ctxcomp.structure import grapheme_starts, snap_to_graphemes
+from ctxcomp.text.units import grapheme_starts, snap_to_graphemes
 from tests.support.invariants import check_result
 
 WORDS = [

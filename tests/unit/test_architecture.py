@@ -280,6 +280,8 @@ def test_import_is_light() -> None:
         "ctxcomp.coarse",
         "ctxcomp.compressors.token_classifier",
         "ctxcomp.backends",
+        "ctxcomp.backends.base",
+        "ctxcomp.backends.eager",
         "ctxcomp.backends.hf",
         "ctxcomp.backends.onnx",
         "ctxcomp.backends.onednn",

@@ -96,3 +96,25 @@ def test_registries_list_the_builtins() -> None:
 
     assert "token-classifier" in compressors
     assert {"bi-encoder", "cross-encoder", "lm"} <= set(rankers.names())
+
+
+def test_backends_by_name_in_the_config_and_the_cli() -> None:
+    """Backend names are checked through the registry before any model loads: the config
+    builder and the CLI give one error naming the registered backends."""
+    from typer.testing import CliRunner
+
+    from ctxcomp.cli import app
+    from ctxcomp.core import backends
+
+    builtin = {"torch", "torch-bf16", "torch-int8", "onnx", "onnx-int8", "auto"}
+    assert builtin <= set(backends.names())
+    assert PipelineConfig(backend="onnx").backend == "onnx"
+    assert PipelineConfig().backend is None  # the model's own
+    known = r"known: auto, .*onnx, onnx-int8, .*torch, torch-bf16, torch-int8"
+    with pytest.raises(ctxcomp.InputError, match=r"unknown backend 'nope'; " + known):
+        PipelineConfig(backend="nope")
+    res = CliRunner().invoke(
+        app, ["compress", "-", "--ratio", "0.5", "--backend", "nope"], input="some text"
+    )
+    assert res.exit_code == 2
+    assert "unknown backend 'nope'; known: auto" in " ".join(res.output.split())

@@ -11,21 +11,19 @@ from typing import Any
 
 import numpy as np
 
-from ...structure import (
+from ...text.protect import find_protected, overlap_mask, span_index
+from ...text.units import (
     codepoints,
     digit_mask,
-    find_protected,
     gap_classes,
     grapheme_starts,
     katakana_mask,
     newline_mask,
     no_space_mask,
-    overlap_mask,
     snap_to_graphemes,
-    span_index,
     whitespace_mask,
 )
-from .._plain import (
+from ..wordpiece_fastpath import (
     WordPieceMemo,
     is_wordpiece_bert,
     plain_text,
@@ -126,7 +124,7 @@ class Analyzer:
         ftok_code = np.full(T, -1, dtype=np.int64)
         for k, ft in enumerate(o.force_tokens):
             if ft.isspace():
-                continue  # whitespace force tokens act on separators (see Plan.keep_newlines)
+                continue  # whitespace force tokens act on separators (see UnitTable.keep_newlines)
             hit = token_is(text, cps, s, e, has_text, ft) & (ftok_code < 0)
             ftok_code[hit] = k
         # units over tokens that carry text

@@ -48,10 +48,12 @@ class TokenClassifierCompressor(Compressor):
     ``model`` is a hub id (e.g. ``microsoft/llmlingua-2-xlm-roberta-large-meetingbank``),
     a local directory, or an already loaded ``PreTrainedModel`` (then pass ``tokenizer``).
     ``keep_label`` is the label index meaning "keep" (1 for LLMLingua-2 checkpoints).
-    ``backend`` is ``"torch"`` (fp32; fp16 on CUDA), ``"torch-bf16"`` (bfloat16 weights and
-    activations: CPUs with AVX512-BF16 or AMX, and GPUs), ``"onnx"`` (ONNX Runtime with
-    fused attention, CPU), or the lossy ``"torch-int8"`` / ``"onnx-int8"`` (dynamic int8
-    quantisation, CPU). docs/performance.md measures each.
+    ``backend`` names a registered backend (:data:`ctxcomp.core.registry.backends`):
+    ``"torch"`` (the default: fp32; fp16 on CUDA), ``"torch-bf16"`` (bfloat16 weights and
+    activations: CPUs with AVX512-BF16 or AMX, and GPUs), ``"auto"`` (bf16 on CPUs that
+    compute it natively, else ``"torch"``), ``"onnx"`` (ONNX Runtime with fused attention,
+    CPU), or the lossy ``"torch-int8"`` / ``"onnx-int8"`` (dynamic int8 quantisation, CPU).
+    docs/performance.md measures each.
     """
 
     name = "token-classifier"
@@ -63,7 +65,7 @@ class TokenClassifierCompressor(Compressor):
         *,
         revision: str | None = None,
         device: str = "auto",
-        backend: str = "torch",
+        backend: str | None = None,
         keep_label: int = 1,
         batch_tokens: int | None = None,
         max_chunk_tokens: int | None = None,

@@ -10,7 +10,7 @@ from typing import Any
 from ...budget_search import OVERFLOW_POLICIES
 from ...errors import InputError
 from ...rules import RuleShares
-from ...structure import Protection
+from ...text.protect import Protection
 
 DEFAULT_FORCE_TOKENS: tuple[str, ...] = ("\n", "?", "!", ".")
 DEFAULT_SCORE_MEMO_BYTES = 32 << 20  # ~4M tokens of window probabilities (4 B + 4 B key each)

@@ -7,14 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from ...selection import Plan, Rendered, select_per_chunk
+from ...selection import Rendered, UnitTable, select_per_chunk
 from ...tokens import ReaderTokenizer
 from .doc import DocTokens
 from .options import TokenClassifierOptions
 
 
 def per_chunk(
-    plan: Plan,
+    table: UnitTable,
     dts: list[DocTokens],
     rate: float,
     options: TokenClassifierOptions,
@@ -32,7 +32,9 @@ def per_chunk(
             d.newlines_per_chunk if "\n" in options.force_tokens else np.zeros(nchunk, np.int64)
         )
         base += nchunk
-    units_text = [plan.texts[int(di)][a:b] for di, a, b in zip(plan.doc, plan.starts, plan.ends)]
+    units_text = [
+        table.texts[int(di)][a:b] for di, a, b in zip(table.doc, table.starts, table.ends)
+    ]
     # LLMLingua-2 weighs each word by the reader tokens of the word as the encoder sees
     # it: its normalizer applied (lowercased, accents stripped for uncased BERT; NFKC
     # for sentencepiece models), without whitespace. Identity for plain cased words.
@@ -43,7 +45,7 @@ def per_chunk(
     ids = enc(units_text) if enc else [reader.encode(t) for t in units_text]
     weights = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
     return select_per_chunk(
-        plan,
+        table,
         np.concatenate(chunk_of_unit) if chunk_of_unit else np.zeros(0, np.int64),
         max(0.0, 1.0 - rate),
         weights,

@@ -12,7 +12,7 @@ from ...budget import Budget
 from ...core.stage import Guidance
 from ...newlines import document_separator
 from ...result import CompressionResult, DocumentResult, UnitScores
-from ...selection import Plan, Rendered
+from ...selection import Rendered, UnitTable
 from ...tokens import ReaderTokenizer, count_many
 from .options import TokenClassifierOptions
 
@@ -31,7 +31,7 @@ class Context:
 def build_result(
     ctx: Context,
     docs: list[Any],
-    plan: Plan,
+    table: UnitTable,
     rendered: Rendered,
     n_orig: int,
     n_out: int,
@@ -48,14 +48,14 @@ def build_result(
         per_doc_out = count_many(ctx.reader, rendered.pieces)
     scores = []
     for i in range(len(docs)):
-        sel = plan.doc == i
+        sel = table.doc == i
         scores.append(
             UnitScores(
-                starts=plan.starts[sel],
-                ends=plan.ends[sel],
-                probs=plan.probs[sel].astype(np.float32),
+                starts=table.starts[sel],
+                ends=table.ends[sel],
+                probs=table.probs[sel].astype(np.float32),
                 kept=rendered.kept[sel],
-                forced=plan.forced[sel],
+                forced=table.forced[sel],
                 rule=None if rule is None else rule[sel],
             )
         )
@@ -87,7 +87,7 @@ def build_result(
         question_aware=g.question_aware,
         notes=notes,
         scores=tuple(scores),
-        separator=plan.separator,
+        separator=table.separator,
     )
 
 

@@ -110,7 +110,7 @@ class Scorer:
         progress: ProgressCallback | None,
     ) -> list[np.ndarray]:
         from ...cache.keys import config_hash
-        from ...cache.tc import score_windows
+        from ...cache.token_scores import score_windows
 
         def text_of(i: int) -> str:
             di, a, b = owner[i]

@@ -1,4 +1,4 @@
-"""Selection: a request's units in one table (:class:`~ctxcomp.selection.Plan`), the coarse
+"""Selection: a request's units in one table (:class:`~ctxcomp.selection.UnitTable`), the coarse
 stage's guidance applied (bias, exclusions), then selected under the one global budget
 (or per chunk, the reference mode)."""
 
@@ -15,8 +15,8 @@ from ...core.stage import Guidance
 from ...newlines import document_separator
 from ...result import CompressionResult
 from ...rules import spent_notes
-from ...selection import Plan, unit_costs
-from ...structure import overlap_mask
+from ...selection import UnitTable, unit_costs
+from ...text.protect import overlap_mask
 from .doc import DocTokens
 from .options import TokenClassifierOptions
 from .reference import per_chunk
@@ -39,12 +39,12 @@ def unit_probs(d: DocTokens, options: TokenClassifierOptions) -> np.ndarray:
     return np.add.reduceat(pv, first) / d.unit_ntok
 
 
-def build_plan(dts: list[DocTokens], options: TokenClassifierOptions) -> Plan:
+def build_unit_table(dts: list[DocTokens], options: TokenClassifierOptions) -> UnitTable:
     o = options
     cat = np.concatenate
     n_spans = np.array([int(d.span.max()) + 1 if d.span.size else 0 for d in dts])
     span_off = np.concatenate(([0], np.cumsum(n_spans)[:-1]))
-    return Plan(
+    return UnitTable(
         texts=[d.text for d in dts],
         separator=document_separator(o.separator, [d.text for d in dts]),
         doc=cat([np.full(d.unit_starts.size, i, dtype=np.int64) for i, d in enumerate(dts)]),
@@ -75,27 +75,27 @@ def select(
     g: Guidance,
     token_starts: np.ndarray | None = None,
 ) -> CompressionResult:
-    plan = build_plan(dts, ctx.options)
-    raw = plan.probs
-    rule = shape_scores(plan, ctx.options, ctx.reader, target, joined, token_starts)
-    if g.bias is not None and plan.n:
-        bias = np.zeros(plan.n)
+    table = build_unit_table(dts, ctx.options)
+    raw = table.probs
+    rule = shape_scores(table, ctx.options, ctx.reader, target, joined, token_starts)
+    if g.bias is not None and table.n:
+        bias = np.zeros(table.n)
         for i, d in enumerate(dts):
-            sel = plan.doc == i
+            sel = table.doc == i
             if sel.any():
-                bias[sel] = g.bias(i, d.text, plan.starts[sel], plan.ends[sel])
-        plan.probs = plan.probs + bias
-    if g.exclude is not None and plan.n:
+                bias[sel] = g.bias(i, d.text, table.starts[sel], table.ends[sel])
+        table.probs = table.probs + bias
+    if g.exclude is not None and table.n:
         for i, d in enumerate(dts):
             spans = g.exclude(i, d.text)
             if spans:
-                sel = np.flatnonzero(plan.doc == i)
-                plan.excluded[sel] |= (
-                    overlap_mask(plan.starts[sel], plan.ends[sel], spans) & ~plan.protected[sel]
+                sel = np.flatnonzero(table.doc == i)
+                table.excluded[sel] |= (
+                    overlap_mask(table.starts[sel], table.ends[sel], spans) & ~table.protected[sel]
                 )
     if ctx.options.mode == "global":
         sel = select_global(
-            plan,
+            table,
             target,
             ctx.reader,
             joined,
@@ -108,11 +108,11 @@ def select(
     else:
         # the reference turns a ratio straight into its rate; a token target into target/n
         rate = b.ratio if b.ratio is not None else target / n_orig
-        rendered = per_chunk(plan, dts, rate, ctx.options, ctx.tok, ctx.reader)
+        rendered = per_chunk(table, dts, rate, ctx.options, ctx.tok, ctx.reader)
         n_out = ctx.reader.count(rendered.text)
-    plan.probs = raw
+    table.probs = raw
     if rule is not None:
-        cost = unit_costs(plan, ctx.reader, joined, token_starts)
+        cost = unit_costs(table, ctx.reader, joined, token_starts)
         g = dataclasses.replace(
             g,
             notes=(
@@ -120,4 +120,4 @@ def select(
                 *spent_notes(rule, rendered.kept, cost, target, ctx.options.rule_shares),
             ),
         )
-    return build_result(ctx, docs, plan, rendered, n_orig, n_out, b, target, g, rule)
+    return build_result(ctx, docs, table, rendered, n_orig, n_out, b, target, g, rule)

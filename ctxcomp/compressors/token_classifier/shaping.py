@@ -1,5 +1,5 @@
 """Score shaping: the selection rules' capped bonuses (neighbour weight, repeat cover,
-label cover; :mod:`ctxcomp.rules`) set on a plan's unit scores."""
+label cover; :mod:`ctxcomp.rules`) set on a table's unit scores."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from ...rules import (
     neighbor_bonus,
     shape,
 )
-from ...selection import Plan, unit_costs
+from ...selection import UnitTable, unit_costs
 from ...tokens import ReaderTokenizer
 from .options import TokenClassifierOptions
 
 
 def shape_scores(
-    plan: Plan,
+    table: UnitTable,
     o: TokenClassifierOptions,
     reader: ReaderTokenizer,
     target: int,
@@ -29,37 +29,39 @@ def shape_scores(
     token_starts: np.ndarray | None,
 ) -> np.ndarray | None:
     """Selection scores with the rules' capped bonuses (ctxcomp.rules) set on
-    ``plan.probs``; each unit's rule code, or None when no rule is on."""
-    if plan.n < 2 or not (o.neighbor_weight or o.repeat_cover or o.label_cover):
+    ``table.probs``; each unit's rule code, or None when no rule is on."""
+    if table.n < 2 or not (o.neighbor_weight or o.repeat_cover or o.label_cover):
         return None
-    raw = plan.probs
+    raw = table.probs
     bonuses: dict[int, np.ndarray] = {}
     if o.neighbor_weight:
-        bonuses[RULE_NEIGHBOR] = neighbor_bonus(raw, plan.forced, plan.doc, o.neighbor_weight)
-    lab = label_lines(plan, o.label_scope) if o.label_cover else None
+        bonuses[RULE_NEIGHBOR] = neighbor_bonus(raw, table.forced, table.doc, o.neighbor_weight)
+    lab = label_lines(table, o.label_scope) if o.label_cover else None
     if o.repeat_cover:
-        rep = first_of_repeats(plan) * content_words(plan.texts, plan.doc, plan.starts, plan.ends)
+        rep = first_of_repeats(table) * content_words(
+            table.texts, table.doc, table.starts, table.ends
+        )
         if lab is not None:  # label lines have their own order: no word cover inside
             rep[lab > 0] = 0.0
         bonuses[RULE_REPEAT] = o.repeat_cover * rep
     if lab is not None:
         bonuses[RULE_LABEL] = o.label_cover * lab
-    cost = unit_costs(plan, reader, joined, token_starts)
-    plan.probs, rule = shape(raw, bonuses, cost, target, o.rule_shares)
+    cost = unit_costs(table, reader, joined, token_starts)
+    table.probs, rule = shape(raw, bonuses, cost, target, o.rule_shares)
     return rule
 
 
 WORDLIKE = re.compile(r"\w+")
 
 
-def first_of_repeats(plan: Plan) -> np.ndarray:
+def first_of_repeats(table: UnitTable) -> np.ndarray:
     """1.0 at the best-scored selectable occurrence of every word (case-folded; units that
-    are letters/digits only) occurring at least twice among the plan's selectable units."""
-    sel = np.flatnonzero(~plan.forced & ~plan.excluded)
-    out = np.zeros(plan.n)
+    are letters/digits only) occurring at least twice among the table's selectable units."""
+    sel = np.flatnonzero(~table.forced & ~table.excluded)
+    out = np.zeros(table.n)
     if sel.size < 2:
         return out
-    texts, starts, ends, doc = plan.texts, plan.starts[sel], plan.ends[sel], plan.doc[sel]
+    texts, starts, ends, doc = table.texts, table.starts[sel], table.ends[sel], table.doc[sel]
     words = [
         texts[d][a:b].casefold() for d, a, b in zip(doc.tolist(), starts.tolist(), ends.tolist())
     ]
@@ -73,7 +75,7 @@ def first_of_repeats(plan: Plan) -> np.ndarray:
     if not rep.any():
         return out
     cand = np.flatnonzero(rep)
-    out[sel[cand[best_of_groups(inv[cand], plan.probs[sel][cand])]]] = 1.0
+    out[sel[cand[best_of_groups(inv[cand], table.probs[sel][cand])]]] = 1.0
     return out
 
 
@@ -90,15 +92,15 @@ LABEL_MINFIELD_LINES = 3
 FIELD_LINE = re.compile(r"(?m)^[ \t]*([^\W\d_][\w ()/'-]{0,30}?)[ \t]*:[ \t]*(\S[^\n]*?)[ \t]*$")
 
 
-def label_lines(plan: Plan, scope: str) -> np.ndarray:
+def label_lines(table: UnitTable, scope: str) -> np.ndarray:
     """Label lines' selectable units (see ``TokenClassifierOptions.label_cover``): 2.0 on the
     best-scored occurrence of each distinct line; with scope "all" 1.0 on the others. Scores
     below are at most 2 (probability + repeat_cover), so with ``label_cover=1`` each label
     line is kept once before anything else, and its other occurrences compete with the
     recurring words."""
-    out = np.zeros(plan.n)
+    out = np.zeros(table.n)
     lines: list[tuple[int, int, int, str, str]] = []  # doc, start, end, field, value
-    for di, text in enumerate(plan.texts):
+    for di, text in enumerate(table.texts):
         if ":" in text:
             for m in FIELD_LINE.finditer(text):
                 field = " ".join(m.group(1).casefold().split())
@@ -116,15 +118,15 @@ def label_lines(plan: Plan, scope: str) -> np.ndarray:
     if not lines:
         return out
     # units of each line: positions in the joined text, one sorted array for all documents
-    offs = plan.doc_offsets()
-    pos = offs[plan.doc] + plan.starts
+    offs = table.doc_offsets()
+    pos = offs[table.doc] + table.starts
     ldoc = np.fromiter((x[0] for x in lines), np.int64, count=len(lines))
     i0 = np.searchsorted(pos, offs[ldoc] + np.fromiter((x[1] for x in lines), np.int64), "left")
     i1 = np.searchsorted(pos, offs[ldoc] + np.fromiter((x[2] for x in lines), np.int64), "left")
-    selectable = ~plan.forced & ~plan.excluded
+    selectable = ~table.forced & ~table.excluded
     sel = selectable.astype(np.float64)
     n_sel = np.concatenate(([0.0], np.cumsum(sel)))
-    p_sel = np.concatenate(([0.0], np.cumsum(plan.probs * sel)))
+    p_sel = np.concatenate(([0.0], np.cumsum(table.probs * sel)))
     cnt = n_sel[i1] - n_sel[i0]
     mean = np.where(cnt > 0, (p_sel[i1] - p_sel[i0]) / np.maximum(cnt, 1.0), -np.inf)
     _, key = np.unique(
@@ -134,7 +136,7 @@ def label_lines(plan: Plan, scope: str) -> np.ndarray:
     pick = best_of_groups(key, mean)  # each distinct line's best-scored occurrence
 
     def covered(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        c = np.zeros(plan.n + 1, np.int64)
+        c = np.zeros(table.n + 1, np.int64)
         np.add.at(c, a, 1)
         np.add.at(c, b, -1)
         return (np.cumsum(c)[:-1] > 0) & selectable

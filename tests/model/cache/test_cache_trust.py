@@ -22,7 +22,7 @@ from ctxcomp.cache import (
     SQLiteStore,
     as_cache,
 )
-from ctxcomp.cache.tc import WINDOW_KIND
+from ctxcomp.cache.token_scores import WINDOW_KIND
 from ctxcomp.errors import MissingDependencyError
 from tests.support.cache_helpers import counted
 

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..structure import codepoints
+from ..text.units import codepoints
 
 PLAIN_RANGES = (
     (0x20, 0x7E),
