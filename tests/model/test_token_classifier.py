@@ -453,7 +453,7 @@ def test_cached_compressor_memoises_analyses_exactly(minilm_classifier_dir, essa
     assert memo is not None and edited in memo._d and texts[0] in memo._d
     small = AnalysisMemo(max_tokens=1500)
     for t in texts:
-        small.put(t, cached.analyzer.analyse(t, cached.options))
+        small.put(t, cached.analyzer.build_doc_tokens(t, cached.options))
         assert small._tokens <= 1500 and small._tokens == sum(d.ids.size for d in small._d.values())
     assert plain.analyzer.memo is None  # no cache, no memo
 

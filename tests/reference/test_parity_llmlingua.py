@@ -147,7 +147,7 @@ def chunk_bounds(ref, ours, text: str) -> tuple[np.ndarray, np.ndarray, list[str
     """Encoder-token bounds of the reference's chunks and of ours, and the tokens."""
     chunks = ref._PromptCompressor__chunk_context(text, chunk_end_tokens={".", "\n"})
     ref_b = np.concatenate(([0], np.cumsum([len(ref.tokenizer.tokenize(c)) for c in chunks])))
-    our_b = np.asarray(ours.analyzer.analyse(text, ours.options).chunk_bounds)
+    our_b = np.asarray(ours.analyzer.build_doc_tokens(text, ours.options).chunk_bounds)
     tokens = ref.tokenizer.tokenize(text)
     assert ref_b[-1] == our_b[-1] == len(tokens)
     return ref_b, our_b, tokens

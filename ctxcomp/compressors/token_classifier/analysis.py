@@ -88,7 +88,9 @@ class Analyzer:
             return z, np.zeros((0, 2), np.int64), z, False
         return np.concatenate(ids), np.concatenate(offs), np.concatenate(wids), False
 
-    def analyse(self, text: str, o: TokenClassifierOptions) -> DocTokens:
+    def build_doc_tokens(self, text: str, o: TokenClassifierOptions) -> DocTokens:
+        """Tokenise ``text`` with the encoder tokenizer and build its units, windows and
+        protected spans (no memo: see :meth:`doc_tokens`)."""
         cps = codepoints(text)
         keep_spans, marker_spans = find_protected(text, o.protection)
         # the encoder reads keep markers as separate words of their own (same length, so
@@ -213,18 +215,20 @@ class Analyzer:
             newlines_per_chunk=nl_chunk,
         )
 
-    def analyse_docs(
+    def request_doc_tokens(
         self, texts: list[str], drop: Mapping[int, str], o: TokenClassifierOptions
     ) -> list[DocTokens]:
         """Analyses of a request's documents; those the coarse stage dropped stay empty."""
-        return [empty_doc(t) if i in drop else self.analysed(t, o) for i, t in enumerate(texts)]
+        return [empty_doc(t) if i in drop else self.doc_tokens(t, o) for i, t in enumerate(texts)]
 
-    def analysed(self, text: str, o: TokenClassifierOptions) -> DocTokens:
+    def doc_tokens(self, text: str, o: TokenClassifierOptions) -> DocTokens:
+        """A document's :class:`DocTokens`, from the memo when the same text was seen
+        (:meth:`build_doc_tokens` computes them)."""
         if self.memo is None:
-            return self.analyse(text, o)
+            return self.build_doc_tokens(text, o)
         d = self.memo.get(text)
         if d is None:
-            d = self.analyse(text, o)
+            d = self.build_doc_tokens(text, o)
             self.memo.put(text, d)
         return dataclasses.replace(d, probs=None)  # callers set probs on their own copy
 

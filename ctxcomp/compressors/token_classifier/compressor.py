@@ -216,7 +216,7 @@ class TokenClassifierCompressor(Compressor):
             # with the reader counting on a second thread, analyse meanwhile; else count
             # first, so an unchanged request is never analysed
             dts = (
-                self.analyzer.analyse_docs(texts, g_fine.drop, self.options)
+                self.analyzer.request_doc_tokens(texts, g_fine.drop, self.options)
                 if starts_of.background
                 else None
             )
@@ -228,7 +228,7 @@ class TokenClassifierCompressor(Compressor):
                 continue
             gs[ri] = g_fine
             if dts is None:
-                dts = self.analyzer.analyse_docs(texts, g_fine.drop, self.options)
+                dts = self.analyzer.request_doc_tokens(texts, g_fine.drop, self.options)
             pending.append((ri, dts, n_orig, target, joins[ri]))
         # windows wholly inside spans the coarse stage excluded are never scored
         skip = []
