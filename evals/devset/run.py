@@ -39,6 +39,17 @@ def load(
     return out
 
 
+def compress_item(m: Method, it: Item, context: str, budget: int) -> Any:
+    """One method on one dev item: the pipeline with its documents and notes, every other
+    method through the library's compressor contract (the item rides in the metadata)."""
+    if isinstance(m, Pipeline):
+        return m.compress_item(it, context, budget)
+    from ctxcomp import Document
+
+    question = it.input if m.question_aware else None
+    return m.compress(Document(context, {"item": it}), target_tokens=budget, question=question)
+
+
 def as_item(r: dict[str, Any]) -> Item:
     task = "hotpotqa" if r["documents"] else "multifieldqa_en"
     if r["family"] == "fewshot":
@@ -85,7 +96,8 @@ class Pipeline(Method):
     def config_hash(self) -> str:
         return str(self.comp.config_hash)
 
-    def compress(self, item: Item, context: str, budget: int, tok: Any) -> MethodOutput:
+    def compress_item(self, item: Item, context: str, budget: int) -> MethodOutput:
+        """The pipeline on one dev item (its documents when it has them), with notes."""
         from ctxcomp.errors import BudgetError
 
         docs = getattr(item, "documents", None)
@@ -323,7 +335,7 @@ def run(
                     bar.update(1)
                     if (r["id"], m.spec, m.config_hash, b) in done:
                         continue
-                    o = m.compress(it, r["context"], b, tok)
+                    o = compress_item(m, it, r["context"], b)
                     n = tok.count(o.text)
                     row = {
                         "id": r["id"],

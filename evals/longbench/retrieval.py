@@ -10,13 +10,12 @@ prefix of the ranking that fits, then any later sentence that still fits).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from ctxcomp.rankers import LazyRanker
 
 from .data import Item
-from .methods import Method, MethodOutput, _hash
+from .methods import Method
 
 
 def sentence_units(context: str) -> list[str]:
@@ -61,6 +60,8 @@ def select_sentences(units: list[str], order: list[int], budget: int, tok: Any) 
 class SentenceRetrieval(Method):
     """``sentret[:<embedding model>]``: bi-encoder top sentences under the budget."""
 
+    question_aware = True
+
     def __init__(self, model: str | None = None) -> None:
         self.model = model
         self.spec = "sentret" + (f":{model}" if model else "")
@@ -68,15 +69,13 @@ class SentenceRetrieval(Method):
         # sentence embeddings of the last contexts (many questions and budgets per context)
         self._memo: dict[str, tuple[list[str], Any]] = {}
 
-    @property
-    def config_hash(self) -> str:
-        return _hash({"spec": self.spec, "v": 1})
+    def config(self) -> dict[str, Any]:
+        return {"spec": self.spec, "v": 1}
 
     def ranker(self) -> LazyRanker:
         return self._ranker
 
-    def compress(self, item: Item, context: str, budget: int, tok: Any) -> MethodOutput:
-        t0 = time.perf_counter()
+    def _compress(self, item: Item, context: str, budget: int, tok: Any) -> str:
         r = self.ranker()
         if context not in self._memo:
             units = sentence_units(context)
@@ -86,5 +85,4 @@ class SentenceRetrieval(Method):
         units, emb = self._memo[context]
         sims = emb @ r.embed([item.input])[0]
         order = sorted(range(len(units)), key=lambda i: (-float(sims[i]), i))
-        text = select_sentences(units, order, budget, tok)
-        return MethodOutput(text, time.perf_counter() - t0, self.config_hash)
+        return select_sentences(units, order, budget, tok)
