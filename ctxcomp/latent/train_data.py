@@ -17,10 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..training.data import DataError, ReadReport
-
-POLICIES = ("skip", "fail")
+from ..training.data import BadRecord, ReadReport, read_files
 
 
 @dataclass(frozen=True)
@@ -32,25 +29,38 @@ class QAExample:
     kind: str = ""
 
 
-def _lines(path: Path) -> Iterator[tuple[str, str | None, str]]:
-    """(where, text or None when undecodable, reason)."""
+def _records(
+    path: Path, report: ReadReport, fail: Callable[[str, str, str], None]
+) -> Iterator[tuple[str, Any]]:
+    """(where, decoded JSON) per record of a JSONL or JSON file; an undecodable file or line
+    is reported as ``unreadable``, a line that is not JSON as ``bad JSON`` (both counted as
+    read)."""
     raw = path.read_bytes()
     if path.suffix == ".json":
         try:
             obj = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            yield str(path), None, f"unreadable JSON file: {exc}"
+            report.read += 1
+            fail(str(path), "unreadable", f"unreadable JSON file: {exc}")
             return
         for i, rec in enumerate(obj if isinstance(obj, list) else [obj]):
-            yield f"{path}[{i}]", json.dumps(rec), ""
+            yield f"{path}[{i}]", rec
         return
     for ln, line in enumerate(raw.split(b"\n"), 1):
         if not line.strip():
             continue
+        where = f"{path}:{ln}"
         try:
-            yield f"{path}:{ln}", line.decode("utf-8"), ""
+            text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
-            yield f"{path}:{ln}", None, f"not UTF-8 at column {exc.start + 1}"
+            report.read += 1
+            fail(where, "unreadable", f"not UTF-8 at column {exc.start + 1}")
+            continue
+        try:
+            yield where, json.loads(text)
+        except json.JSONDecodeError as exc:
+            report.read += 1
+            fail(where, "bad JSON", str(exc))
 
 
 def read_qa(
@@ -65,48 +75,22 @@ def read_qa(
 ) -> tuple[list[QAExample], ReadReport]:
     """Read QA records; contexts longer than ``max_context_tokens`` and answers longer than
     ``max_answer_tokens`` (by ``count_tokens``) are bad records, never cut silently."""
-    if on_error not in POLICIES:
-        raise InputError(f"on_error must be one of {POLICIES}, got {on_error!r}")
-    report = ReadReport()
-    out: list[QAExample] = []
 
-    def fail(where: str, kind: str, reason: str) -> None:
-        if on_error == "fail":
-            raise DataError(f"{where}: {kind}: {reason}")
-        report.skipped[kind] += 1
-        report.issues.append((where, f"{kind}: {reason}"))
-        if warn is not None and len(report.issues) <= max_warnings:
-            warn(f"skipped {where}: {kind}: {reason}")
+    def parse(where: str, rec: Any, report: ReadReport) -> QAExample:
+        problem = _check(rec, count_tokens, max_context_tokens, max_answer_tokens)
+        if problem is not None:
+            raise BadRecord(*problem)
+        return QAExample(
+            rec["context"],
+            rec["question"],
+            rec["answer"],
+            str(rec.get("id", where)),
+            str(rec.get("kind", "")),
+        )
 
-    for p in paths:
-        path = Path(p)
-        if not path.is_file():
-            raise InputError(f"training data file {str(p)!r} does not exist")
-        for where, line, why in _lines(path):
-            report.read += 1
-            if line is None:
-                fail(where, "unreadable", why)
-                continue
-            try:
-                rec: Any = json.loads(line)
-            except json.JSONDecodeError as exc:
-                fail(where, "bad JSON", str(exc))
-                continue
-            problem = _check(rec, count_tokens, max_context_tokens, max_answer_tokens)
-            if problem is not None:
-                fail(where, *problem)
-                continue
-            out.append(
-                QAExample(
-                    rec["context"],
-                    rec["question"],
-                    rec["answer"],
-                    str(rec.get("id", where)),
-                    str(rec.get("kind", "")),
-                )
-            )
-            report.kept += 1
-    return out, report
+    return read_files(
+        paths, parse, on_error=on_error, warn=warn, max_warnings=max_warnings, records=_records
+    )
 
 
 def _check(

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import InputError
 
@@ -215,23 +215,28 @@ def iter_records(
             fail(where, "bad JSON", str(exc))
 
 
-def read_examples(
+T = TypeVar("T")
+Records = Callable[[Path, ReadReport, Callable[[str, str, str], None]], Iterator[tuple[str, Any]]]
+
+
+def read_files(
     paths: Sequence[str | Path],
+    parse: Callable[[str, Any, ReadReport], T],
     *,
-    fmt: str = "auto",
     on_error: str = "skip",
-    align_window: int = 150,
-    min_aligned: float = 0.8,
     warn: Callable[[str], None] | None = None,
     max_warnings: int = 20,
-) -> tuple[list[WordExample], ReadReport]:
-    """Read word-labelled examples from files; see the module doc for the formats."""
-    if fmt not in FORMATS:
-        raise InputError(f"format must be one of {FORMATS}, got {fmt!r}")
+    records: Records | None = None,
+) -> tuple[list[T], ReadReport]:
+    """The one training-data reading loop: each file's records (``records``, default
+    :func:`iter_records`) go through ``parse(where, record, report)``; a record it rejects
+    with :class:`BadRecord` (or that cannot be decoded) is skipped and reported, or with
+    ``on_error="fail"`` raises :class:`DataError` naming the place. Nothing is dropped
+    silently: ``report`` counts what was read, kept and skipped, by kind."""
     if on_error not in POLICIES:
         raise InputError(f"on_error must be one of {POLICIES}, got {on_error!r}")
     report = ReadReport()
-    out: list[WordExample] = []
+    out: list[T] = []
 
     def fail(where: str, kind: str, reason: str) -> None:
         if on_error == "fail":
@@ -245,30 +250,49 @@ def read_examples(
         path = Path(p)
         if not path.is_file():
             raise InputError(f"training data file {str(p)!r} does not exist")
-        for where, rec in iter_records(path, report, fail):
+        for where, rec in (records or iter_records)(path, report, fail):
             report.read += 1
             try:
-                if not isinstance(rec, dict):
-                    raise BadRecord(
-                        "bad field", f"record must be a JSON object, got {type(rec).__name__}"
-                    )
-                kind = fmt
-                if kind == "auto":
-                    kind = (
-                        "pairs"
-                        if ("compressed_prompt" in rec or "compressed_prompt_list" in rec)
-                        else "labels"
-                    )
-                if kind == "pairs":
-                    ex, n_c, n_m = pair_example(rec, window=align_window, min_aligned=min_aligned)
-                    report.compressed_words += n_c
-                    report.aligned_words += n_m
-                else:
-                    ex = label_example(rec)
+                item = parse(where, rec, report)
             except BadRecord as br:
                 fail(where, br.kind, br.reason)
                 continue
-            ex.where = where
-            out.append(ex)
+            out.append(item)
             report.kept += 1
     return out, report
+
+
+def read_examples(
+    paths: Sequence[str | Path],
+    *,
+    fmt: str = "auto",
+    on_error: str = "skip",
+    align_window: int = 150,
+    min_aligned: float = 0.8,
+    warn: Callable[[str], None] | None = None,
+    max_warnings: int = 20,
+) -> tuple[list[WordExample], ReadReport]:
+    """Read word-labelled examples from files; see the module doc for the formats."""
+    if fmt not in FORMATS:
+        raise InputError(f"format must be one of {FORMATS}, got {fmt!r}")
+
+    def parse(where: str, rec: Any, report: ReadReport) -> WordExample:
+        if not isinstance(rec, dict):
+            raise BadRecord("bad field", f"record must be a JSON object, got {type(rec).__name__}")
+        kind = fmt
+        if kind == "auto":
+            kind = (
+                "pairs"
+                if ("compressed_prompt" in rec or "compressed_prompt_list" in rec)
+                else "labels"
+            )
+        if kind == "pairs":
+            ex, n_c, n_m = pair_example(rec, window=align_window, min_aligned=min_aligned)
+            report.compressed_words += n_c
+            report.aligned_words += n_m
+        else:
+            ex = label_example(rec)
+        ex.where = where
+        return ex
+
+    return read_files(paths, parse, on_error=on_error, warn=warn, max_warnings=max_warnings)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import InputError
-from ...training.data import POLICIES, BadRecord, DataError, ReadReport, iter_records
+from ...training.data import BadRecord, DataError, ReadReport, read_files
 
 __all__ = ["DataError", "ReadReport", "Record", "Sample", "make_samples", "read_records"]
 
@@ -77,33 +77,12 @@ def read_records(
     max_warnings: int = 20,
 ) -> tuple[list[Record], ReadReport]:
     """Read reconstruction and QA records; see the module doc."""
-    if on_error not in POLICIES:
-        raise InputError(f"on_error must be one of {POLICIES}, got {on_error!r}")
-    report = ReadReport()
-    out: list[Record] = []
 
-    def fail(where: str, kind: str, reason: str) -> None:
-        if on_error == "fail":
-            raise DataError(f"{where}: {kind}: {reason}")
-        report.skipped[kind] += 1
-        report.issues.append((where, f"{kind}: {reason}"))
-        if warn is not None and len(report.issues) <= max_warnings:
-            warn(f"skipped {where}: {kind}: {reason}")
+    def parse(where: str, raw: Any, report: ReadReport) -> Record:
+        rec = parse_record(raw)
+        return Record(rec.text, rec.question, rec.answer, where)
 
-    for p in paths:
-        path = Path(p)
-        if not path.is_file():
-            raise InputError(f"training data file {str(p)!r} does not exist")
-        for where, raw in iter_records(path, report, fail):
-            report.read += 1
-            try:
-                rec = parse_record(raw)
-            except BadRecord as br:
-                fail(where, br.kind, br.reason)
-                continue
-            out.append(Record(rec.text, rec.question, rec.answer, where))
-            report.kept += 1
-    return out, report
+    return read_files(paths, parse, on_error=on_error, warn=warn, max_warnings=max_warnings)
 
 
 def make_samples(
