@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any
 
 from ..budget import Budget
 from ..core.compressor import Compressor as CoreCompressor
@@ -35,10 +31,6 @@ class Compressor(CoreCompressor[CompressionResult]):
     def __init__(self, *, reader: str | ReaderTokenizer = DEFAULT_READER) -> None:
         self.reader = reader
 
-    @abstractmethod
-    def config(self) -> dict[str, Any]:
-        """JSON-serialisable description of everything that determines the output."""
-
     def run(
         self, requests: Sequence[Request], *, progress: ProgressCallback | None = None
     ) -> list[CompressionResult]:
@@ -64,11 +56,6 @@ class Compressor(CoreCompressor[CompressionResult]):
             )
             i = j
         return out
-
-    @property
-    def config_hash(self) -> str:
-        blob = json.dumps({"compressor": self.name, **self.config()}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @staticmethod
     def _prepare(
@@ -117,43 +104,3 @@ class Compressor(CoreCompressor[CompressionResult]):
             question=question,
             progress=progress,
         )[0]
-
-    async def acompress(
-        self,
-        prompt: PromptInput,
-        *,
-        ratio: float | None = None,
-        target_tokens: int | None = None,
-        budget: Budget | None = None,
-        question: str | None = None,
-    ) -> CompressionResult:
-        """:meth:`compress` in a worker thread, so an event loop is never blocked."""
-        return await asyncio.to_thread(
-            self.compress,
-            prompt,
-            ratio=ratio,
-            target_tokens=target_tokens,
-            budget=budget,
-            question=question,
-        )
-
-    async def acompress_batch(
-        self,
-        prompts: Sequence[PromptInput],
-        *,
-        ratio: float | None = None,
-        target_tokens: int | None = None,
-        budget: Budget | None = None,
-        question: str | None = None,
-    ) -> list[CompressionResult]:
-        return await asyncio.to_thread(
-            self.compress_batch,
-            prompts,
-            ratio=ratio,
-            target_tokens=target_tokens,
-            budget=budget,
-            question=question,
-        )
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(config_hash={self.config_hash!r})"
