@@ -285,12 +285,9 @@ def _left_pad(
     return Spliced(embeds, mask, pos, lab, tuple(shifted))
 
 
-def answer_logprobs(model: Any, batch: Spliced) -> torch.Tensor:
-    """Log-probabilities of the labelled answer tokens, ``[b, k]`` for the last ``k``
-    positions (those that hold every label; 0 where unlabelled): one forward, logits only
-    for those positions. Sum over dim 1 for an answer's log-likelihood."""
-    import torch
-
+def answer_window_logits(model: Any, batch: Spliced) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward over ``batch`` with logits only for the last ``k`` positions (those that
+    hold every label): ``(logits [b, k, vocab] float32, labels [b, k])``."""
     labelled = (batch.labels >= 0).any(dim=0).nonzero()
     if labelled.numel() == 0:
         raise InputError("no answer tokens to score: build the inputs with answers=...")
@@ -302,8 +299,17 @@ def answer_logprobs(model: Any, batch: Spliced) -> torch.Tensor:
         use_cache=False,
         logits_to_keep=keep,
     )
-    lp = torch.log_softmax(out.logits.float(), dim=-1)
-    labels = batch.labels[:, -keep:]
+    return out.logits.float(), batch.labels[:, -keep:]
+
+
+def answer_logprobs(model: Any, batch: Spliced) -> torch.Tensor:
+    """Log-probabilities of the labelled answer tokens, ``[b, k]`` for the last ``k``
+    positions (those that hold every label; 0 where unlabelled): one forward, logits only
+    for those positions. Sum over dim 1 for an answer's log-likelihood."""
+    import torch
+
+    logits, labels = answer_window_logits(model, batch)
+    lp = torch.log_softmax(logits, dim=-1)
     got = lp.gather(2, labels.clamp(min=0)[..., None])[..., 0]
     return torch.where(labels >= 0, got, torch.zeros_like(got))
 

@@ -29,7 +29,7 @@ from typing import Any
 from .._deps import require
 from ..errors import InputError
 from .encoder import ConceptEncoder, EncoderConfig
-from .generate import build_inputs
+from .generate import answer_window_logits, build_inputs
 from .prompt import LatentPart, Part, TextPart
 from .segments import RATE_STEP, Segment, rows_for, segment_documents
 from .train_data import QAExample
@@ -88,16 +88,7 @@ def item_parts(
 
 def answer_logits(model: Any, batch: Any) -> list[Any]:
     """Per row, the logits ``[a, vocab]`` that predict its labelled answer tokens."""
-    labelled = (batch.labels >= 0).any(dim=0).nonzero()
-    keep = int(batch.labels.shape[1]) - int(labelled[0])
-    out = model(
-        inputs_embeds=batch.inputs_embeds,
-        attention_mask=batch.attention_mask,
-        position_ids=batch.position_ids,
-        use_cache=False,
-        logits_to_keep=keep,
-    ).logits.float()
-    lab = batch.labels[:, -keep:]
+    out, lab = answer_window_logits(model, batch)
     return [out[i][lab[i] >= 0] for i in range(out.shape[0])]
 
 

@@ -20,15 +20,14 @@ one config key, ``ctxcomp_cascade``, that C3's code ignores.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..._deps import require
+from ...backends.tracing import quiet_transformers
 from ...errors import InputError, ModelLoadError
 from .model import CascadeEncoder
 from .template import C3, CascadeTemplate
@@ -214,19 +213,6 @@ def resolve_device_dtype(device: str = "auto", dtype: Any = "auto") -> tuple[str
     return dev, torch.float32
 
 
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' load report while we check the keys ourselves."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-
-
 def _shards(root: Path) -> list[Path]:
     index = root / "model.safetensors.index.json"
     if index.is_file():
@@ -308,7 +294,7 @@ def load_c3(
     if dev != "cpu":
         load_kw["device_map"] = {"": dev}
     try:
-        with _quiet_transformers():
+        with quiet_transformers():
             loaded: Any = AutoModelForCausalLM.from_pretrained(
                 str(root), config=dec_cfg, output_loading_info=True, **load_kw
             )
